@@ -1,0 +1,190 @@
+"""Typed models that cross the connector boundary.
+
+Vendor JSON stops inside ``connectors/``: rules, sync and the store only ever see these frozen
+models. Datetimes are timezone-aware UTC. Zendesk custom fields are keyed by the *name* the config
+gives them (``error_code``), never by their numeric id.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BugDraft",
+    "ExportPage",
+    "IssueRef",
+    "RemoteLink",
+    "Ticket",
+    "TicketUpdate",
+    "parse_time",
+    "format_time",
+]
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+
+def parse_time(value: str | int | float | datetime | None) -> datetime | None:
+    """Parse an ISO-8601 string (``Z`` or offset) or unix seconds into an aware UTC datetime.
+
+    Raises ``ValueError`` for text that is not a timestamp; ``None`` stays ``None``.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """Format an aware datetime the way Zendesk does: ``2026-11-27T10:00:00Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A Zendesk ticket as Switchboard sees it."""
+
+    id: int
+    updated_at: datetime
+    created_at: datetime | None = None
+    subject: str = ""
+    description: str = ""
+    status: str | None = None
+    priority: str | None = None
+    type: str | None = None
+    tags: tuple[str, ...] = ()
+    requester_id: int | None = None
+    organization_id: int | None = None
+    assignee_id: int | None = None
+    group_id: int | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, used for snapshots and the rules' field lookups."""
+        return {
+            "id": self.id,
+            "updated_at": format_time(self.updated_at),
+            "created_at": format_time(self.created_at) if self.created_at else None,
+            "subject": self.subject,
+            "description": self.description,
+            "status": self.status,
+            "priority": self.priority,
+            "type": self.type,
+            "tags": list(self.tags),
+            "requester_id": self.requester_id,
+            "organization_id": self.organization_id,
+            "assignee_id": self.assignee_id,
+            "group_id": self.group_id,
+            "fields": dict(self.custom_fields),
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ticket:
+        """Inverse of :meth:`to_dict`. Raises ``KeyError``/``ValueError`` on a malformed dict."""
+        updated = parse_time(data["updated_at"])
+        if updated is None:
+            raise ValueError("ticket has no updated_at")
+        return cls(
+            id=int(data["id"]),
+            updated_at=updated,
+            created_at=parse_time(data.get("created_at")),
+            subject=data.get("subject") or "",
+            description=data.get("description") or "",
+            status=data.get("status"),
+            priority=data.get("priority"),
+            type=data.get("type"),
+            tags=tuple(data.get("tags") or ()),
+            requester_id=data.get("requester_id"),
+            organization_id=data.get("organization_id"),
+            assignee_id=data.get("assignee_id"),
+            group_id=data.get("group_id"),
+            custom_fields=data.get("fields") or {},
+            url=data.get("url"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One page of the Zendesk cursor-based incremental ticket export."""
+
+    tickets: tuple[Ticket, ...]
+    after_cursor: str | None
+    end_of_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TicketUpdate:
+    """One safe ticket update: an internal note, the full tag list and custom fields, together.
+
+    ``updated_stamp`` is the ticket's ``updated_at`` this update was computed against; Zendesk
+    answers 409 if the ticket changed since (``safe_update``). ``tags`` is the complete new tag
+    list (a plain ``tags`` update replaces the list). ``custom_fields`` is keyed by field name.
+    """
+
+    ticket_id: int
+    updated_stamp: datetime
+    note: str | None = None
+    public: bool = False
+    tags: tuple[str, ...] | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
+
+
+@dataclass(frozen=True, slots=True)
+class BugDraft:
+    """What Switchboard asks Jira to create."""
+
+    project: str
+    summary: str
+    description: str
+    issue_type: str = "Bug"
+    labels: tuple[str, ...] = ()
+    priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRef:
+    """A Jira issue Switchboard created or found."""
+
+    id: str
+    key: str
+    url: str
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLink:
+    """A remote link on a Jira issue; Jira upserts it by ``global_id``."""
+
+    global_id: str
+    url: str
+    title: str
+    summary: str = ""
+    application_name: str = "Zendesk"
+    application_type: str = "com.zendesk"
+    relationship: str = "Zendesk ticket"
