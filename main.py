@@ -1,1 +1,111 @@
-def cli() -> None: ...
+"""Switchboard's command line. Parses, loads config, calls into the packages — nothing more.
+
+    switchboard demo     [--config config.yaml] [--serve]   the sample, end to end, on the sandbox
+    switchboard run      [--config config.yaml]             the hub, until SIGINT / SIGTERM
+    switchboard validate [--config config.yaml]             every config / rule problem, exit 1
+
+Exit status: 0 success, 1 invalid config or rules, 2 usage error, 3 failed to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for noisy in ("switchboard.http", "apscheduler", "alembic", "uvicorn"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from rules.source import ProblemsError
+    from sync.config import load_config
+
+    try:
+        return load_config(path)
+    except ProblemsError as exc:
+        print(exc.render(), file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    rules = config.rules.rules
+    print(f"{args.config}: OK — {len(rules)} rule(s): "
+          + ", ".join(f"{r.id} ({r.mode})" for r in rules))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sync.hub import Hub
+
+    _configure_logging(args.verbose)
+    config = _load(args.config)
+    if config.app.sandbox.enabled:
+        from sandbox.demo import run_with_sandbox
+
+        return run_with_sandbox(config, feed_sample=False, serve=True)
+    hub = Hub(config)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        hub.start()
+    except Exception as exc:
+        logging.getLogger("switchboard").error("failed to start: %s", exc)
+        return 3
+    print(f"Switchboard listening on {hub.url} (webhooks: {hub.url}/webhooks/zendesk)",
+          flush=True)
+    stop.wait()
+    hub.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sandbox.demo import run_with_sandbox
+
+    _configure_logging(args.verbose)
+    config = _load(args.config)
+    return run_with_sandbox(config, feed_sample=True, serve=args.serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_text in (
+        ("demo", cmd_demo, "run the shipped sample end to end against the local sandbox"),
+        ("run", cmd_run, "run the hub (receiver, poller, workers) until stopped"),
+        ("validate", cmd_validate, "check a config and its rules; list every problem"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        p.set_defaults(func=func)
+        if name == "demo":
+            p.add_argument("--serve", action="store_true",
+                           help="keep the hub and sandbox running after the sample")
+    return parser
+
+
+def cli(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if not Path(args.config).exists():
+        print(f"{args.config}: no such config file", file=sys.stderr)
+        raise SystemExit(1)
+    raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,208 @@
+"""Jira Cloud connector, built on the ``jira`` client (pycontribs).
+
+The client is created lazily, on first use and once (thread-safe), because its constructor talks
+to Jira and the hub must start while Jira is down. It runs with ``max_retries=0`` and with
+:class:`connectors.http.HygieneAdapter` mounted on its own ``ResilientSession``: the adapter
+raises our exceptions for every status >= 400 and every transport failure before
+``ResilientSession`` can look at them, so the client never re-sends anything on its own (it would
+otherwise retry 429/503 and connection errors with sleeps of up to 60 s).
+
+Vendor JSON stops here: callers get :class:`~connectors.models.IssueRef`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["JiraConnector"]
+
+import json
+import logging
+import re
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from jira import JIRA
+from jira.resources import Issue
+
+from connectors.errors import ConfigurationError, FatalError, InvalidRequestError
+from connectors.http import (
+    USER_AGENT,
+    RateLimiter,
+    install_hygiene,
+    translate_transport_errors,
+)
+from connectors.models import BugDraft, IssueRef, RemoteLink
+from connectors.settings import JiraSettings
+
+VENDOR = "jira"
+log = logging.getLogger(__name__)
+
+_ISSUE_KEY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+)$")
+_MAX_LABEL = 255
+
+
+class JiraConnector:
+    """Creates and finds Jira issues and upserts remote links on them.
+
+    Every method raises the :mod:`connectors.errors` tree: :class:`RetriableError` (5xx,
+    timeouts, connection failures; ``RateLimitedError`` for 429), :class:`AuthError`,
+    :class:`NotFoundError`, :class:`InvalidRequestError` (also for a label or issue key we refuse
+    to send) and :class:`ConfigurationError` (the site is not Jira Cloud).
+    """
+
+    name = VENDOR
+
+    def __init__(self, settings: JiraSettings, *, limiter: RateLimiter | None = None) -> None:
+        """Construction makes no network call; the first method call fetches ``serverInfo``."""
+        self.settings = settings
+        self.limiter = limiter if limiter is not None else RateLimiter(settings.requests_per_minute)
+        self._client: JIRA | None = None
+        self._lock = threading.Lock()
+
+    def browse_url(self, key: str) -> str:
+        """The web URL of an issue."""
+        return f"{self.settings.url}/browse/{_issue_key(key)}"
+
+    def create_issue(self, draft: BugDraft) -> IssueRef:
+        """Create an issue (exactly one ``POST /rest/api/2/issue``) and return its reference."""
+        labels = [_label(label) for label in draft.labels]
+        fields: dict[str, Any] = {
+            # Dicts, not strings: given a str, the client first GETs the project / issue types.
+            "project": {"key": draft.project},
+            "issuetype": {"name": draft.issue_type},
+            "summary": draft.summary,
+            "description": draft.description,
+            "labels": labels,
+        }
+        if draft.priority:
+            fields["priority"] = {"name": draft.priority}
+        client = self._jira()
+        with translate_transport_errors(VENDOR, "create issue"):
+            # prefetch=False: otherwise the client re-reads the new issue with a GET.
+            issue = client.create_issue(fields=fields, prefetch=False)
+        return self._ref(issue.raw, "create issue")
+
+    def find_issue_by_label(self, label: str) -> IssueRef | None:
+        """The oldest issue carrying ``label``, or ``None`` (``GET /rest/api/2/search/jql``).
+
+        Jira search lags behind writes: a ``None`` right after an ambiguous create is not proof
+        that the issue does not exist (see ``JiraSettings.search_lag_seconds``).
+        """
+        jql = f"labels = {_jql_string(_label(label))} ORDER BY created ASC"
+        client = self._jira()
+        with translate_transport_errors(VENDOR, "search issues by label"):
+            result = client.enhanced_search_issues(jql, fields=["status"], maxResults=2)
+        if result is None:
+            # The client's @cloud_api decorator returns None (not an empty list) off Cloud.
+            raise ConfigurationError(
+                f"connectors.jira.url: {self.settings.url} is not Jira Cloud; "
+                "issue search needs the Cloud /search/jql API"
+            )
+        issues = list(result)
+        if not issues:
+            return None
+        if len(issues) > 1:
+            log.warning("jira: more than one issue carries label %s; using the oldest", label)
+        first = issues[0]
+        if not isinstance(first, Issue):
+            raise FatalError(f"{VENDOR}: search returned {type(first).__name__}", vendor=VENDOR)
+        return self._ref(first.raw, "search issues by label")
+
+    def get_issue(self, key: str) -> IssueRef:
+        """Read an issue's reference and status (``GET /rest/api/2/issue/{key}?fields=status``)."""
+        key = _issue_key(key)
+        client = self._jira()
+        with translate_transport_errors(VENDOR, f"get issue {key}"):
+            issue = client.issue(key, fields="status")
+        return self._ref(issue.raw, f"get issue {key}")
+
+    def upsert_remote_link(self, issue_key: str, link: RemoteLink) -> None:
+        """Create or update (by ``global_id``) a remote link: exactly one
+        ``POST /rest/api/2/issue/{key}/remotelink``."""
+        key = _issue_key(issue_key)
+        if not link.global_id or len(link.global_id) > 255:
+            raise InvalidRequestError(
+                f"{VENDOR}: remote link globalId must be 1-255 characters", vendor=VENDOR
+            )
+        body: dict[str, Any] = {
+            "globalId": link.global_id,
+            "application": {"type": link.application_type, "name": link.application_name},
+            "relationship": link.relationship,
+            "object": {"url": link.url, "title": link.title},
+        }
+        if link.summary:
+            body["object"]["summary"] = link.summary
+        client = self._jira()
+        url = f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}/remotelink"
+        with translate_transport_errors(VENDOR, f"upsert remote link on {key}"):
+            # Straight through the client's session (auth, headers, our adapter):
+            # add_remote_link first GETs /rest/applinks/latest/listApplicationlinks on every
+            # call, and add_simple_link cannot send a globalId, so it would not upsert.
+            client._session.post(url, data=json.dumps(body))
+
+    def _jira(self) -> JIRA:
+        """The client, created on first use; a failed creation is retried on the next call."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> JIRA:
+        http = self.settings.http
+        with translate_transport_errors(VENDOR, "connect"):
+            # get_server_info=False: the constructor would fetch serverInfo through a session
+            # we have not had the chance to equip yet (no limiter, no logging, its own errors).
+            client = JIRA(
+                server=self.settings.url,
+                basic_auth=(self.settings.email, self.settings.api_token.get_secret_value()),
+                options={"verify": http.verify_tls, "headers": {"User-Agent": USER_AGENT}},
+                max_retries=0,
+                timeout=(http.connect_timeout, http.read_timeout),
+                get_server_info=False,
+            )
+            # ResilientSession subclasses requests.Session; mounting the adapter on it is the
+            # documented requests extension point and covers every call the client makes.
+            install_hygiene(client._session, VENDOR, http, limiter=self.limiter)
+            # What the constructor does with get_server_info=True, now through our adapter:
+            # ``deploymentType`` is the public attribute the client's @cloud_api methods read.
+            info = client.server_info()
+        if not isinstance(info, dict) or "versionNumbers" not in info:
+            raise FatalError(f"{VENDOR}: serverInfo has no versionNumbers", vendor=VENDOR)
+        client.deploymentType = info.get("deploymentType")
+        return client
+
+    def _ref(self, raw: Any, what: str) -> IssueRef:
+        if not isinstance(raw, dict) or not raw.get("key") or raw.get("id") is None:
+            raise FatalError(f"{VENDOR}: {what}: response has no issue key", vendor=VENDOR)
+        status = None
+        fields = raw.get("fields")
+        if isinstance(fields, dict) and isinstance(fields.get("status"), dict):
+            status = fields["status"].get("name")
+        key = str(raw["key"])
+        return IssueRef(id=str(raw["id"]), key=key, url=self.browse_url(key), status=status)
+
+
+def _label(label: str) -> str:
+    """Refuse labels Jira would reject or split: empty, whitespace, control chars, too long."""
+    if (
+        not label
+        or len(label) > _MAX_LABEL
+        or any(ch.isspace() or not ch.isprintable() for ch in label)
+    ):
+        raise InvalidRequestError(
+            f"{VENDOR}: invalid label {label!r}: labels are 1-255 printable characters "
+            "without spaces",
+            vendor=VENDOR,
+        )
+    return label
+
+
+def _jql_string(value: str) -> str:
+    """A JQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _issue_key(key: str) -> str:
+    if not isinstance(key, str) or not _ISSUE_KEY.match(key):
+        raise InvalidRequestError(f"{VENDOR}: invalid issue key {key!r}", vendor=VENDOR)
+    return key

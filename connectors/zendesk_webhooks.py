@@ -1,0 +1,236 @@
+"""Inbound Zendesk webhooks: signature check and payload -> typed event.
+
+Two payload shapes reach ``POST /webhooks/zendesk``:
+
+- **Event subscriptions** (``{"type": "zen:event-type:ticket.created", "detail": {...}, ...}``):
+  ``detail`` carries the core ticket fields (ids as strings, statuses possibly upper-case) but no
+  custom fields, so such an event is *partial*.
+- **Trigger webhooks** with Switchboard's documented JSON body template
+  (``{"switchboard": "zendesk-trigger/1", "event": ..., "ticket": {...}}``, every value a string as
+  Zendesk renders placeholders): core fields plus the custom fields the template lists, so it is
+  *complete* when every configured custom field is present.
+
+A correctly signed payload of a type Switchboard does not handle becomes :class:`IgnoredWebhook`
+(the receiver answers 2xx: Zendesk counts 4xx answers against the webhook's circuit breaker).
+A payload of a handled type that is malformed raises :class:`WebhookPayloadError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CORE_FIELDS",
+    "IgnoredWebhook",
+    "TRIGGER_SCHEMA",
+    "WebhookPayloadError",
+    "ZendeskWebhookEvent",
+    "parse_zendesk_webhook",
+    "sign_zendesk_webhook",
+    "verify_zendesk_signature",
+]
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.models import format_time, parse_time
+
+TRIGGER_SCHEMA = "zendesk-trigger/1"
+EVENT_PREFIX = "zen:event-type:"
+
+#: Ticket fields (Ticket.to_dict() keys) a payload may carry, besides custom fields.
+CORE_FIELDS = (
+    "id", "updated_at", "created_at", "subject", "description", "status", "priority", "type",
+    "tags", "requester_id", "organization_id", "assignee_id", "group_id",
+)
+_ID_FIELDS = ("requester_id", "organization_id", "assignee_id", "group_id")
+_LOWER_FIELDS = ("status", "priority", "type")
+
+
+class WebhookPayloadError(ValueError):
+    """A signed payload of a handled type is malformed; the receiver answers 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZendeskWebhookEvent:
+    """One ticket change announced by a webhook.
+
+    ``fields`` is a partial ``Ticket.to_dict()`` (custom fields by name under ``"fields"``);
+    ``complete`` says whether it holds every core field and every configured custom field.
+    """
+
+    style: str
+    kind: str
+    hint: str
+    ticket_id: int
+    updated_at: datetime
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    complete: bool = False
+
+    @property
+    def change_key(self) -> str:
+        """Identity of the change (not the delivery): ticket id + ``updated_at``."""
+        return f"zendesk:ticket:{self.ticket_id}:{format_time(self.updated_at)}"
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredWebhook:
+    """A well-formed, signed payload Switchboard has no use for."""
+
+    kind: str
+    reason: str
+
+
+def sign_zendesk_webhook(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """Zendesk's signature: base64(HMAC-SHA256(secret, timestamp + body))."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_zendesk_signature(
+    secrets: Iterable[str | bytes], timestamp: str, body: bytes, signature: str
+) -> bool:
+    """True when ``signature`` matches any of ``secrets``; every comparison is constant-time."""
+    given = signature.strip().encode()
+    ok = False
+    for secret in secrets:
+        expected = sign_zendesk_webhook(secret, timestamp, body).encode()
+        ok |= hmac.compare_digest(expected, given)
+    return ok
+
+
+def _int_or_none(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise WebhookPayloadError(f"{name} must be an id, got a boolean")
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise WebhookPayloadError(f"{name} must be an id, got {value!r}") from exc
+
+
+def _time(value: Any, name: str, *, required: bool = False) -> datetime | None:
+    try:
+        parsed = parse_time(value)
+    except (TypeError, ValueError) as exc:
+        raise WebhookPayloadError(f"{name} is not an ISO-8601 timestamp: {value!r}") from exc
+    if parsed is None and required:
+        raise WebhookPayloadError(f"{name} is missing")
+    return parsed
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise WebhookPayloadError(f"{name} must be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _tags(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return list(value)
+    raise WebhookPayloadError("tags must be a list of strings or a space-separated string")
+
+
+def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Vendor ticket fields (strings, capitalised enums) -> Ticket.to_dict() fragments."""
+    out: dict[str, Any] = {}
+    ticket_id = _int_or_none(raw.get("id"), "ticket id")
+    if ticket_id is None:
+        raise WebhookPayloadError("ticket id is missing")
+    out["id"] = ticket_id
+    updated = _time(raw.get("updated_at"), "updated_at", required=True)
+    assert updated is not None
+    out["updated_at"] = format_time(updated)
+    if "created_at" in raw:
+        created = _time(raw.get("created_at"), "created_at")
+        out["created_at"] = format_time(created) if created else None
+    for name in ("subject", "description"):
+        if name in raw:
+            out[name] = _text(raw.get(name), name) or ""
+    for name in _LOWER_FIELDS:
+        if name in raw:
+            value = _text(raw.get(name), name)
+            out[name] = value.lower() if value else None
+    if "tags" in raw:
+        out["tags"] = _tags(raw.get("tags"))
+    for name in _ID_FIELDS:
+        if name in raw:
+            out[name] = _int_or_none(raw.get(name), name)
+    return out
+
+
+def _parse_event(body: Mapping[str, Any], kind: str) -> ZendeskWebhookEvent | IgnoredWebhook:
+    name = kind[len(EVENT_PREFIX):]
+    if not name.startswith("ticket."):
+        return IgnoredWebhook(kind, "not a ticket event")
+    detail = body.get("detail")
+    if not isinstance(detail, Mapping):
+        raise WebhookPayloadError("event has no 'detail' object")
+    fields = _normalise(detail)
+    return ZendeskWebhookEvent(
+        style="event",
+        kind=kind,
+        hint="ticket.created" if name == "ticket.created" else "ticket.updated",
+        ticket_id=fields["id"],
+        updated_at=parse_time(fields["updated_at"]),  # type: ignore[arg-type]
+        fields=fields,
+        complete=False,  # event subscriptions never carry custom fields
+    )
+
+
+def _parse_trigger(body: Mapping[str, Any], field_ids: Mapping[str, int]) -> ZendeskWebhookEvent:
+    ticket = body.get("ticket")
+    if not isinstance(ticket, Mapping):
+        raise WebhookPayloadError("trigger body has no 'ticket' object")
+    hint = body.get("event") or "ticket.updated"
+    if hint not in ("ticket.created", "ticket.updated"):
+        raise WebhookPayloadError(f"event must be ticket.created or ticket.updated, got {hint!r}")
+    fields = _normalise(ticket)
+    raw_custom = ticket.get("custom_fields") or {}
+    if not isinstance(raw_custom, Mapping):
+        raise WebhookPayloadError("custom_fields must be an object of field id -> value")
+    names = {str(fid): name for name, fid in field_ids.items()}
+    custom = {names[str(k)]: (None if v == "" else v) for k, v in raw_custom.items()
+              if str(k) in names}
+    fields["fields"] = custom
+    complete = all(f in fields for f in CORE_FIELDS) and set(custom) >= set(field_ids)
+    return ZendeskWebhookEvent(
+        style="trigger",
+        kind=f"trigger:{hint}",
+        hint=hint,
+        ticket_id=fields["id"],
+        updated_at=parse_time(fields["updated_at"]),  # type: ignore[arg-type]
+        fields=fields,
+        complete=complete,
+    )
+
+
+def parse_zendesk_webhook(
+    body: Any, field_ids: Mapping[str, int]
+) -> ZendeskWebhookEvent | IgnoredWebhook:
+    """Turn a verified, JSON-decoded webhook body into an event, or say why it is ignored.
+
+    ``field_ids`` maps configured custom-field names to Zendesk ids. Raises
+    :class:`WebhookPayloadError` for a malformed payload of a handled type.
+    """
+    if not isinstance(body, Mapping):
+        raise WebhookPayloadError("the body must be a JSON object")
+    kind = body.get("type")
+    if isinstance(kind, str) and kind.startswith(EVENT_PREFIX):
+        return _parse_event(body, kind)
+    if body.get("switchboard") == TRIGGER_SCHEMA:
+        return _parse_trigger(body, field_ids)
+    if isinstance(body.get("switchboard"), str):
+        return IgnoredWebhook(str(body["switchboard"]), "unknown trigger template version")
+    return IgnoredWebhook(str(kind) if kind else "unknown", "not a payload Switchboard handles")

@@ -1,0 +1,136 @@
+"""The registry of actions a rule's ``then:`` may call, with their parameter schemas.
+
+Each :class:`ActionSpec` declares a pydantic params model (``extra="forbid"``, strict types), which
+params are templates (rendered at dispatch time by :func:`rules.planner.render_params`), which
+params are keyed by configured custom field names, and the namespace its result is published under
+for later actions (``jira`` -> ``{key, id, url, created}``). The dispatcher in ``sync/`` maps the
+same names to connector calls; adding an action is one entry here plus one there.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_BUG_DESCRIPTION",
+    "ActionSpec",
+    "JiraCreateOrLinkBugParams",
+    "ZendeskUpdateParams",
+]
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+DEFAULT_BUG_DESCRIPTION = """\
+h3. Steps to reproduce
+{{ ticket.fields.get('steps_to_reproduce') or 'not provided' }}
+
+h3. Expected result
+{{ ticket.fields.get('expected_result') or 'not provided' }}
+
+h3. Actual result
+{{ ticket.fields.get('actual_result') or 'not provided' }}
+
+h3. Environment
+{{ ticket.fields.get('environment') or 'not provided' }}
+
+h3. User impact
+* Zendesk ticket: #{{ ticket.id }}{% if ticket.url %} {{ ticket.url }}{% endif %}
+* Priority: {{ ticket.priority or 'not set' }}
+* Organization: {{ ticket.organization_id or 'none' }}
+* Requester: {{ ticket.requester_id or 'unknown' }}
+
+h3. Customer report
+{{ ticket.description or 'not provided' }}
+"""
+
+NoSpaces = Annotated[str, StringConstraints(pattern=r"^[^\s,]+$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+ProjectKey = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]+$")]
+FieldValue = str | int | float | bool | None
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class JiraCreateOrLinkBugParams(_Params):
+    """Create a Jira bug, or link the ticket to the open bug with the same rendered ``dedupe_by``.
+
+    An empty rendered ``dedupe_by`` never links (every such ticket gets its own bug).
+    """
+
+    project: ProjectKey
+    summary: NonEmpty = "{{ ticket.subject }}"
+    description: NonEmpty = DEFAULT_BUG_DESCRIPTION
+    issue_type: NonEmpty = "Bug"
+    priority: NonEmpty | None = None
+    labels: list[NoSpaces] = Field(default_factory=list)
+    dedupe_by: NonEmpty | None = None
+
+
+ZendeskStatus = Literal["new", "open", "pending", "hold", "solved"]
+
+
+class ZendeskUpdateParams(_Params):
+    """One safe update of the ticket: note, tags, custom fields and status travel together."""
+
+    note: NonEmpty | None = None
+    public: bool = False
+    add_tags: list[NoSpaces] = Field(default_factory=list)
+    remove_tags: list[NoSpaces] = Field(default_factory=list)
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    status: ZendeskStatus | None = None
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> ZendeskUpdateParams:
+        if not (self.note or self.add_tags or self.remove_tags or self.fields or self.status):
+            raise ValueError("needs at least one of note, add_tags, remove_tags, fields, status")
+        if self.public and not self.note:
+            raise ValueError("public: true needs a note")
+        both = sorted(set(self.add_tags) & set(self.remove_tags))
+        if both:
+            raise ValueError(f"tags both added and removed: {', '.join(both)}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action: what it does and how its parameters are checked and rendered."""
+
+    name: str
+    description: str
+    params: type[_Params]
+    template_params: frozenset[str] = frozenset()
+    custom_field_params: frozenset[str] = frozenset()
+    produces: str | None = None
+    result_fields: frozenset[str] = frozenset()
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        ActionSpec(
+            name="jira.create_or_link_bug",
+            description=(
+                "Create a Jira bug from the ticket (summary, steps, expected/actual, environment,"
+                " impact) or link the ticket to the open bug with the same dedupe key."
+            ),
+            params=JiraCreateOrLinkBugParams,
+            template_params=frozenset({"summary", "description", "priority", "dedupe_by"}),
+            produces="jira",
+            result_fields=frozenset({"key", "id", "url", "created"}),
+        ),
+        ActionSpec(
+            name="zendesk.update",
+            description=(
+                "Update the ticket in one safe update: internal or public note, tags,"
+                " custom fields, status."
+            ),
+            params=ZendeskUpdateParams,
+            template_params=frozenset({"note", "fields"}),
+            custom_field_params=frozenset({"fields"}),
+        ),
+    )
+}

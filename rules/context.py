@@ -1,0 +1,97 @@
+"""What a rule is evaluated against: one event, the ticket it is about, its changes and links.
+
+:class:`EvalContext` is built by the worker from typed models (``Ticket.to_dict()`` shape for the
+ticket); rules never see vendor JSON. :meth:`EvalContext.namespace` is what templates see.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LINK_KINDS", "Change", "EvalContext"]
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connectors.models import Ticket
+
+#: Kinds of links a ticket can have; each is always present in the template namespace.
+LINK_KINDS: tuple[str, ...] = ("jira",)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field's change in one event: its value before (``from_``) and after (``to``)."""
+
+    from_: Any
+    to: Any
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"from": ..., "to": ...}`` — the shape templates and the decision log use."""
+        return {"from": _plain(self.from_), "to": _plain(self.to)}
+
+
+def _plain(value: Any) -> Any:
+    """A deep, mutable, JSON-shaped copy (tuples become lists, mappings become dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """The input of one rule evaluation.
+
+    ``ticket`` has the ``Ticket.to_dict()`` shape (custom fields under ``ticket["fields"][name]``);
+    ``changes`` is keyed by the field path relative to the ticket (``"status"``, ``"tags"``,
+    ``"fields.error_code"``); ``links`` maps a link kind to the linked keys
+    (``{"jira": ("SUP-1",)}``).
+    """
+
+    event_type: str
+    event_source: str
+    ticket: Mapping[str, Any]
+    changes: Mapping[str, Change] = field(default_factory=dict)
+    links: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ticket", _frozen(self.ticket))
+        object.__setattr__(self, "changes", _frozen(self.changes))
+        object.__setattr__(
+            self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
+        )
+
+    @classmethod
+    def for_ticket(
+        cls,
+        ticket: Ticket,
+        *,
+        event_type: str,
+        event_source: str,
+        changes: Mapping[str, Change] | None = None,
+        links: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> EvalContext:
+        """Context for an event about ``ticket``."""
+        return cls(event_type, event_source, ticket.to_dict(), changes or {}, links or {})
+
+    def namespace(self) -> dict[str, Any]:
+        """Fresh plain data for templates: ``ticket``, ``changes``, ``links``, ``event``.
+
+        ``changes`` looks like ``{"status": {"from": "new", "to": "open"}}``; every kind in
+        :data:`LINK_KINDS` is present in ``links`` (empty when unlinked). The result is a deep
+        copy, so nothing a template does can reach back into this context.
+        """
+        return {
+            "ticket": _plain(self.ticket),
+            "changes": {path: change.to_json() for path, change in self.changes.items()},
+            "links": {kind: list(self.links.get(kind, ())) for kind in
+                      dict.fromkeys([*LINK_KINDS, *self.links])},
+            "event": {"type": self.event_type, "source": self.event_source},
+        }

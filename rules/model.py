@@ -1,0 +1,178 @@
+"""The loaded, validated form of rules: frozen dataclasses built only by :mod:`rules.loader`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActionCall",
+    "All",
+    "Any_",
+    "Condition",
+    "FieldCondition",
+    "FrozenDict",
+    "Mode",
+    "Not",
+    "Rule",
+    "RuleSet",
+    "freeze",
+    "thaw",
+]
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NoReturn
+
+from .operators import Op
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses mutation, so it stays JSON-serialisable as is (``json.dumps`` works)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("this mapping is read-only")
+
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    __ior__ = _refuse
+    clear = _refuse
+    pop = _refuse
+    popitem = _refuse
+    setdefault = _refuse
+    update = _refuse
+
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        return (FrozenDict, (dict(self),))
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy: mappings become :class:`FrozenDict`, lists become tuples."""
+    if isinstance(value, Mapping):
+        return FrozenDict({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Deep plain copy (dicts and lists): the inverse of :func:`freeze`."""
+    if isinstance(value, Mapping):
+        return {str(k): thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+class Mode(StrEnum):
+    """``live`` acts; ``shadow`` decides and logs but never acts; ``off`` is not evaluated."""
+
+    LIVE = "live"
+    SHADOW = "shadow"
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCondition:
+    """A leaf: ``{field, op, value, case_sensitive}``; ``path`` is e.g. ``if.all[1]``.
+
+    A list ``value`` is kept as a tuple.
+    """
+
+    field: str
+    op: Op
+    value: Any
+    case_sensitive: bool
+    path: str
+    line: int | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", freeze(self.value))
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    conditions: tuple[Condition, ...]
+    path: str
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Any_:
+    conditions: tuple[Condition, ...]
+    path: str
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    condition: Condition
+    path: str
+    line: int | None
+
+
+Condition = FieldCondition | All | Any_ | Not
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    """One ``then:`` step: the action name and its validated params (defaults filled in).
+
+    ``params`` is deep-frozen but JSON-serialisable as is; templates are unrendered.
+    ``uses`` holds the template roots the params reference (``{"ticket", "jira"}``), which the
+    planner uses to wire dependencies.
+    """
+
+    name: str
+    params: Mapping[str, Any]
+    index: int
+    line: int | None
+    uses: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", freeze(self.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule. ``fields_used`` lists the ticket field paths its conditions and templates read."""
+
+    id: str
+    description: str
+    mode: Mode
+    on: tuple[str, ...]
+    condition: Condition | None
+    actions: tuple[ActionCall, ...]
+    file: str
+    line: int | None
+    fields_used: frozenset[str] = field(default=frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """All loaded rules, in file order."""
+
+    rules: tuple[Rule, ...]
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def for_event(self, event_type: str) -> tuple[Rule, ...]:
+        """Rules listening to ``event_type`` whose mode is not ``off``, in file order."""
+        return tuple(r for r in self.rules if r.mode is not Mode.OFF and event_type in r.on)
+
+    def fields_used(self, event_type: str | None = None) -> frozenset[str]:
+        """Ticket field paths read by the non-off rules (for ``event_type``, or for any event)."""
+        rules = (
+            self.for_event(event_type)
+            if event_type is not None
+            else (r for r in self.rules if r.mode is not Mode.OFF)
+        )
+        used: set[str] = set()
+        for rule in rules:
+            used |= rule.fields_used
+        return frozenset(used)

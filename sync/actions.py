@@ -1,0 +1,204 @@
+"""What each action intent does against the vendors, written to be safe to run more than once.
+
+The dispatcher calls a handler with the intent's rendered parameters; a handler either returns an
+:class:`ActionOutcome` (its result, plus a store update committed in the same transaction that
+marks the intent done) or raises from the ``connectors.errors`` tree. A handler may be re-run after
+a crash or an ambiguous failure at any point, so each step checks what already happened:
+
+``jira.create_or_link_bug``
+    1. an issue already recorded in the intent's progress, or the open bug of its dedupe key, is
+       reused; 2. if a create may already have been sent (``create_sent`` in the progress), search
+       for the intent's label, and search again after ``search_lag_seconds`` before concluding that
+       nothing was created (Jira's search lags writes); 3. otherwise create the issue with that
+       label; 4. upsert the ticket's remote link (a stable ``globalId``, which Jira upserts);
+       5. commit the ticket⇄issue link with the intent.
+``zendesk.update``
+    The note, the tags (with a marker tag naming the intent) and the custom fields travel in ONE
+    safe update (``updated_stamp``); the marker's presence on a re-read proves an earlier attempt
+    landed. A 409 means an agent changed the ticket: re-read and re-apply, never overwrite.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HANDLERS", "ActionContext", "ActionOutcome", "marker_tag", "bug_label"]
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.errors import ConflictError, RetriableError
+from connectors.models import BugDraft, IssueRef, RemoteLink, Ticket, TicketUpdate, format_time
+from sync.links import BugRecord, add_link, find_bug, record_bug
+from sync.outbox import OutboxItem, set_progress
+from sync.state import get_snapshot, put_snapshot, record_write
+from sync.store import Store
+
+log = logging.getLogger("switchboard.actions")
+MAX_CONFLICT_RETRIES = 3
+
+
+@dataclass
+class ActionContext:
+    """Everything a handler may use: the claimed intent, its rendered params, the connectors."""
+
+    store: Store
+    item: OutboxItem
+    params: Mapping[str, Any]
+    zendesk: Any
+    jira: Any
+    jira_search_lag: float = 0.0
+    sleep: Callable[[float], None] = time.sleep
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def save_progress(self, **values: Any) -> None:
+        """Durably note a step, before the side effect it guards."""
+        self.progress.update(values)
+        with self.store.write() as conn:
+            set_progress(conn, self.item.id, self.progress)
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    result: Mapping[str, Any]
+    on_commit: Callable[[sa.Connection], None] | None = None
+
+
+def bug_label(idem_key: str) -> str:
+    """The Jira label that identifies the issue one intent creates (no spaces, stable)."""
+    return f"switchboard-{idem_key[:20]}"
+
+
+def marker_tag(idem_key: str) -> str:
+    """The Zendesk tag that proves one intent's update landed."""
+    return f"switchboard_{idem_key[:12]}"
+
+
+def _issue_dict(issue: IssueRef) -> dict[str, Any]:
+    return {"id": issue.id, "key": issue.key, "url": issue.url, "status": issue.status}
+
+
+def _find_created(ctx: ActionContext, label: str) -> IssueRef | None:
+    issue = ctx.jira.find_issue_by_label(label)
+    if issue is None and ctx.jira_search_lag > 0:
+        # Search lags writes: an issue created a moment ago may not be found yet.
+        ctx.sleep(ctx.jira_search_lag)
+        issue = ctx.jira.find_issue_by_label(label)
+    return issue
+
+
+def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
+    params, item = ctx.params, ctx.item
+    ticket = item.context["ticket"]
+    project = str(params["project"])
+    dedupe = str(params.get("dedupe_by") or "").strip()
+    label = bug_label(item.idem_key)
+    issue: IssueRef | None = None
+    created = bool(ctx.progress.get("created"))
+    if ctx.progress.get("issue"):
+        issue = IssueRef(**ctx.progress["issue"])
+    if issue is None and dedupe:
+        with ctx.store.read() as conn:
+            bug = find_bug(conn, project, dedupe)
+        if bug is not None:
+            issue = IssueRef(bug.jira_id, bug.jira_key, bug.url, bug.status)
+    if issue is None:
+        if ctx.progress.get("create_sent"):
+            issue = _find_created(ctx, label)
+            created = issue is not None
+        if issue is None:
+            ctx.save_progress(create_sent=True)
+            labels = tuple(dict.fromkeys([*params.get("labels", ()), label]))
+            issue = ctx.jira.create_issue(BugDraft(
+                project=project, summary=str(params["summary"])[:255],
+                description=str(params.get("description") or ""),
+                issue_type=str(params.get("issue_type") or "Bug"),
+                labels=labels, priority=params.get("priority") or None))
+            created = True
+        # The issue and the dedupe record are committed together, before the remote link: a
+        # crash from here on resumes with this issue instead of looking for it again.
+        ctx.progress.update(issue=_issue_dict(issue), created=created)
+        with ctx.store.write() as conn:
+            if dedupe:
+                record_bug(conn, BugRecord(project, dedupe, issue.key, issue.id, issue.url,
+                                           issue.status))
+            set_progress(conn, item.id, ctx.progress)
+
+    ticket_url = str(ticket.get("url") or "")
+    subject = str(ticket.get("subject") or "")
+    ctx.jira.upsert_remote_link(issue.key, RemoteLink(
+        global_id=f"switchboard:{ticket_url}"[:255],
+        url=ticket_url,
+        title=f"Zendesk #{ticket['id']}: {subject}"[:255],
+        summary=f"priority {ticket.get('priority') or 'none'}, status {ticket.get('status')}",
+    ))
+    linked = issue
+
+    def commit(conn: sa.Connection) -> None:
+        add_link(conn, int(ticket["id"]), "jira", linked.key, linked.url)
+
+    return ActionOutcome({**_issue_dict(issue), "created": created, "dedupe_key": dedupe}, commit)
+
+
+def _apply_tags(current: tuple[str, ...], add: list[str], remove: list[str]) -> tuple[str, ...]:
+    tags = [t for t in current if t not in remove]
+    tags += [t for t in add if t not in tags]
+    return tuple(tags)
+
+
+def zendesk_update(ctx: ActionContext) -> ActionOutcome:
+    params, item = ctx.params, ctx.item
+    ticket_id = int(item.ticket_id or item.context["ticket"]["id"])
+    marker = marker_tag(item.idem_key)
+    with ctx.store.read() as conn:
+        snapshot = get_snapshot(conn, ticket_id)
+    current: Ticket | None = snapshot
+    landed: Ticket | None = None
+    if ctx.progress.get("sent") or current is None:
+        current = ctx.zendesk.get_ticket(ticket_id)
+        if marker in current.tags:
+            landed = current
+    stamp_base = current
+    conflicts = 0
+    while landed is None:
+        assert current is not None
+        update = TicketUpdate(
+            ticket_id=ticket_id, updated_stamp=current.updated_at,
+            note=params.get("note") or None, public=bool(params.get("public", False)),
+            tags=_apply_tags(current.tags, [*params.get("add_tags", ()), marker],
+                             list(params.get("remove_tags", ()))),
+            custom_fields=dict(params.get("fields") or {}), status=params.get("status") or None)
+        if not ctx.progress.get("sent"):
+            ctx.save_progress(sent=True)
+        try:
+            landed = ctx.zendesk.update_ticket(update)
+        except ConflictError as exc:
+            conflicts += 1
+            current = ctx.zendesk.get_ticket(ticket_id)
+            if marker in current.tags:
+                landed = current
+            elif conflicts >= MAX_CONFLICT_RETRIES:
+                raise RetriableError(f"zendesk: ticket {ticket_id} kept changing under the "
+                                     f"update ({conflicts} conflicts)", vendor="zendesk") from exc
+    result_ticket = landed
+    seen_base = stamp_base is not None and snapshot is not None \
+        and snapshot.updated_at == stamp_base.updated_at
+
+    def commit(conn: sa.Connection) -> None:
+        record_write(conn, "zendesk", ticket_id, result_ticket, item.id)
+        if seen_base:
+            # Only when nothing unprocessed happened in between: otherwise the agent's change
+            # must still reach the rules through its own event.
+            put_snapshot(conn, result_ticket)
+
+    return ActionOutcome({"ticket_id": ticket_id, "updated_at": format_time(landed.updated_at),
+                          "marker": marker, "conflicts": conflicts}, commit)
+
+
+HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
+    "jira.create_or_link_bug": create_or_link_bug,
+    "zendesk.update": zendesk_update,
+}

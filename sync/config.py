@@ -1,0 +1,253 @@
+"""Loading ``config.yaml`` into frozen, validated settings — every problem reported at once.
+
+- The file is parsed with positions (``rules.source.load_yaml``), so each problem names its
+  ``file:line`` and path.
+- ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) anywhere in a string is replaced from the
+  environment before validation; an unset variable without a default is a problem naming the
+  variable, never its would-be value. Secrets end up as ``SecretStr``.
+- The environment can also override any setting, pydantic-settings style:
+  ``SWITCHBOARD_RECEIVER__PORT=9000`` beats ``receiver.port`` in the file.
+- Rules come from the file's ``rules:`` list and/or the YAML files of ``rules_dir`` (relative to
+  the config file); they are validated by ``rules.load_rules`` with the configured custom fields.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AppConfig",
+    "DispatcherSettings",
+    "InboxSettings",
+    "LoadedConfig",
+    "PollerSettings",
+    "ReceiverSettings",
+    "SandboxSettings",
+    "StoreSettings",
+    "load_config",
+]
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connectors.settings import JiraSettings, ZendeskSettings
+from rules import RuleSet, load_rules
+from rules.source import Positions, Problem, ProblemsError, load_yaml
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Model):
+    url: str = Field(
+        "sqlite:///var/switchboard.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file",
+    )
+
+
+class ReceiverSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    max_body_bytes: int = Field(256 * 1024, gt=0)
+    timestamp_tolerance_seconds: int = Field(
+        300, gt=0, description="refuse signed webhooks whose timestamp is further off than this"
+    )
+    zendesk_signing_secrets: tuple[SecretStr, ...] = Field(
+        default=(), description="one per Zendesk webhook; any of them may sign a request"
+    )
+    retry_after_seconds: int = Field(5, gt=0, description="Retry-After sent with a 503")
+
+
+class PollerSettings(_Model):
+    enabled: bool = True
+    interval_seconds: float = Field(60.0, gt=0)
+    backfill_start: int = Field(
+        0,
+        ge=0,
+        description="unix time the first (backfill) poll starts from; it stores snapshots "
+        "and fires no rules",
+    )
+    page_size: int = Field(1000, gt=0, le=1000)
+
+
+class InboxSettings(_Model):
+    workers: int = Field(2, ge=1, le=32)
+    lease_seconds: float = Field(120.0, gt=0)
+    batch: int = Field(20, ge=1, le=500)
+    max_attempts: int = Field(10, ge=1)
+
+
+class DispatcherSettings(_Model):
+    workers: int = Field(4, ge=1, le=64)
+    lease_seconds: float = Field(
+        180.0, gt=0, description="must exceed the longest action (timeouts + Jira search lag)"
+    )
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(600.0, gt=0)
+
+
+class SandboxSettings(_Model):
+    enabled: bool = Field(
+        False,
+        description="start local Zendesk and Jira stand-ins on free ports and point the "
+        "connectors at them (demo and development only)",
+    )
+    jira_search_lag_seconds: float = Field(1.0, ge=0)
+    webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+
+
+class ConnectorsSettings(_Model):
+    zendesk: ZendeskSettings
+    jira: JiraSettings
+
+
+class AppConfig(BaseSettings):
+    """Everything ``config.yaml`` can say, validated and frozen."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="SWITCHBOARD_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
+
+    store: StoreSettings = StoreSettings()
+    receiver: ReceiverSettings = ReceiverSettings()
+    poller: PollerSettings = PollerSettings()
+    inbox: InboxSettings = InboxSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    connectors: ConnectorsSettings
+    rules_dir: str | None = None
+    rules: list[Any] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (the file arrives as init kwargs).
+        return (env_settings, init_settings)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config, its rules, and where it came from."""
+
+    path: Path
+    app: AppConfig
+    rules: RuleSet
+
+    def store_url(self) -> str:
+        """The store URL with a relative SQLite path made relative to the config file."""
+        url = self.app.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rel = url[len(prefix):]
+            if rel and rel != ":memory:":
+                return prefix + str((self.path.parent / rel).resolve())
+        return url
+
+
+def _resolve_env(data: Any, path: tuple[str | int, ...], positions: Positions,
+                 problems: list[Problem], env: dict[str, str]) -> Any:
+    if isinstance(data, dict):
+        return {k: _resolve_env(v, (*path, k), positions, problems, env) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_resolve_env(v, (*path, i), positions, problems, env) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${" in data:
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(positions.problem(path, f"env {name} is not set",
+                                              f"export {name}=... before starting"))
+            return ""
+        return ENV_REF.sub(sub, data)
+    return data
+
+
+def _pydantic_problems(exc: ValidationError, positions: Positions) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        out.append(positions.problem(loc, message))
+    return out
+
+
+def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Read, resolve and validate a config file and its rules.
+
+    ``env`` (default: the process environment) resolves ``${VAR}`` references. Raises ``rules.source.ProblemsError`` listing every problem (config and rules) at once.
+    """
+    path = Path(path)
+    environ = dict(os.environ if env is None else env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProblemsError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from exc
+    data, positions = load_yaml(text, str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProblemsError([positions.problem((), "the config must be a mapping of settings")])
+    problems: list[Problem] = []
+    raw_rules = data.get("rules") or []
+    settings_data = {k: v for k, v in data.items() if k != "rules"}
+    resolved = _resolve_env(settings_data, (), positions, problems, environ)
+
+    app: AppConfig | None = None
+    try:
+        app = AppConfig(**resolved, rules=raw_rules if isinstance(raw_rules, list) else [])
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, positions))
+
+    custom_fields: set[str] = set()
+    if app is not None:
+        custom_fields = set(app.connectors.zendesk.custom_fields)
+    else:
+        zd = ((settings_data.get("connectors") or {}).get("zendesk") or {})
+        if isinstance(zd, dict) and isinstance(zd.get("custom_fields"), dict):
+            custom_fields = set(zd["custom_fields"])
+
+    ruleset: RuleSet | None = None
+    sources: list[tuple[Any, Positions]] = []
+    if raw_rules:
+        sources.append(({"rules": raw_rules}, positions))
+    rules_dir = settings_data.get("rules_dir")
+    if isinstance(rules_dir, str) and rules_dir:
+        directory = path.parent / rules_dir
+        if directory.is_dir():
+            for file in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+                try:
+                    sources.append(load_yaml(file.read_text(encoding="utf-8"), str(file)))
+                except ProblemsError as exc:
+                    problems.extend(exc.problems)
+        else:
+            problems.append(positions.problem(("rules_dir",), f"not a directory: {directory}"))
+    try:
+        ruleset = load_rules(sources, custom_fields=custom_fields)
+    except ProblemsError as exc:
+        problems.extend(exc.problems)
+
+    if problems or app is None or ruleset is None:
+        raise ProblemsError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
+    return LoadedConfig(path=path.resolve(), app=app, rules=ruleset)

@@ -1,0 +1,114 @@
+"""The dispatcher: executes claimed outbox intents, the only place where writes are retried.
+
+For each claimed intent it renders the parameters (with the result of the intent it depends on),
+runs the action's handler, and records the outcome in one transaction together with the
+handler's own store update. Failures are classified by the ``connectors.errors`` tree:
+
+- retriable (5xx, timeouts, 429): back to pending after a jittered exponential backoff that never
+  undercuts ``Retry-After``; dead-lettered with the reason after ``max_attempts``;
+- skippable (the ticket is gone): ``skipped`` with the reason;
+- fatal (4xx, configuration, a template that cannot render): ``dead`` with the reason at once.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Dispatcher"]
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connectors.errors import ConnectorError, RetriableError, SkippableError, SwitchboardError
+from rules import render_params
+from rules.actions import ACTIONS
+from sync import outbox
+from sync.actions import ActionContext, ActionOutcome
+from sync.processor import retry_delay
+from sync.store import Store
+
+log = logging.getLogger("switchboard.dispatcher")
+
+
+class Dispatcher:
+    """Runs intents through their handlers; safe to call from several worker threads."""
+
+    def __init__(self, store: Store, handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
+                 *, zendesk: Any, jira: Any, jira_search_lag: float, max_attempts: int,
+                 lease_seconds: float, backoff_base: float, backoff_cap: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self.handlers = handlers
+        self.zendesk = zendesk
+        self.jira = jira
+        self.jira_search_lag = jira_search_lag
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+
+    def run_once(self, worker: str, limit: int = 1) -> int:
+        """Claim and execute up to ``limit`` intents; returns how many were claimed."""
+        items = outbox.acquire(self.store, worker, limit, self.lease_seconds)
+        for item in items:
+            self.execute(item)
+        return len(items)
+
+    def _namespace(self, item: outbox.OutboxItem) -> dict[str, Any]:
+        namespace = dict(item.context)
+        if item.dependency_action and item.dependency_result is not None:
+            produces = ACTIONS[item.dependency_action].produces
+            if produces:
+                namespace[produces] = dict(item.dependency_result)
+        return namespace
+
+    def execute(self, item: outbox.OutboxItem) -> str:
+        """Execute one claimed intent and record what happened; returns the new status."""
+        handler = self.handlers.get(item.action)
+        if handler is None:
+            return self._record(item, "dead", error=f"no handler for action {item.action!r}")
+        try:
+            params = render_params(item.action, item.params, self._namespace(item))
+        except Exception as exc:  # a template that cannot render will never render
+            return self._record(item, "dead", error=f"parameters could not be rendered: {exc}")
+        ctx = ActionContext(store=self.store, item=item, params=params, zendesk=self.zendesk,
+                            jira=self.jira, jira_search_lag=self.jira_search_lag,
+                            sleep=self.sleep, progress=dict(item.progress))
+        try:
+            outcome = handler(ctx)
+        except RetriableError as exc:
+            if item.attempts >= self.max_attempts:
+                return self._record(item, "dead",
+                                    error=f"gave up after {item.attempts} attempts: {exc}")
+            delay = retry_delay(item.attempts, base=self.backoff_base, cap=self.backoff_cap,
+                                error=exc)
+            log.warning("intent %s (%s) attempt %s failed, retry in %.1fs: %s",
+                        item.id, item.action, item.attempts, delay, exc)
+            return self._record(item, "pending", error=str(exc), retry_in=delay)
+        except SkippableError as exc:
+            return self._record(item, "skipped", error=str(exc))
+        except (ConnectorError, SwitchboardError) as exc:
+            return self._record(item, "dead", error=str(exc))
+        except Exception as exc:
+            # An unexpected bug: keep the intent (bounded), with the reason, rather than lose it.
+            log.exception("intent %s (%s) raised unexpectedly", item.id, item.action)
+            if item.attempts >= self.max_attempts:
+                return self._record(item, "dead", error=f"{type(exc).__name__}: {exc}")
+            return self._record(item, "pending", error=f"{type(exc).__name__}: {exc}",
+                                retry_in=retry_delay(item.attempts, base=self.backoff_base,
+                                                     cap=self.backoff_cap))
+        with self.store.write() as conn:
+            if outcome.on_commit is not None:
+                outcome.on_commit(conn)
+            outbox.finish(conn, item.id, "done", result=outcome.result)
+        log.info("intent %s (%s) done: %s", item.id, item.action, dict(outcome.result))
+        return "done"
+
+    def _record(self, item: outbox.OutboxItem, status: str, *, error: str,
+                retry_in: float | None = None) -> str:
+        if status in ("dead", "skipped"):
+            log.error("intent %s (%s) %s: %s", item.id, item.action, status, error)
+        with self.store.write() as conn:
+            outbox.finish(conn, item.id, status, error=error, retry_in=retry_in)
+        return status

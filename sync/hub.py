@@ -1,0 +1,204 @@
+"""The hub: store, connectors, receiver, scheduler and workers, started and stopped together.
+
+Threads: uvicorn serves the receiver; inbox workers turn events into decisions and intents;
+dispatcher workers execute intents; APScheduler runs the poller (never overlapping:
+``max_instances=1``, ``coalesce=True``). Workers sleep on an event that the receiver and the
+poller set when new work arrives, so an accepted webhook is acted on at once.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Hub"]
+
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from connectors.http import RateLimiter
+from connectors.jira import JiraConnector
+from connectors.zendesk import ZendeskConnector
+from sync import inbox, outbox
+from sync.actions import HANDLERS
+from sync.config import LoadedConfig
+from sync.dispatcher import Dispatcher
+from sync.poller import ZendeskPoller
+from sync.processor import EventProcessor
+from sync.schema import inbox as inbox_table
+from sync.schema import outbox as outbox_table
+from sync.store import Store, utcnow
+from sync.webhooks import create_app
+
+log = logging.getLogger("switchboard.hub")
+
+
+class Hub:
+    """One running Switchboard. ``start()`` returns once the receiver is listening."""
+
+    def __init__(self, config: LoadedConfig, *, zendesk: Any = None, jira: Any = None) -> None:
+        self.config = config
+        app = config.app
+        self.store = Store(config.store_url())
+        zd, jr = app.connectors.zendesk, app.connectors.jira
+        self.zendesk = zendesk or ZendeskConnector(zd, limiter=RateLimiter(zd.requests_per_minute))
+        self.jira = jira or JiraConnector(jr, limiter=RateLimiter(jr.requests_per_minute))
+        self.processor = EventProcessor(
+            self.store, config.rules, self.zendesk, max_attempts=app.inbox.max_attempts,
+            custom_fields=tuple(zd.custom_fields),
+            backoff_base=app.dispatcher.backoff_base_seconds,
+            backoff_cap=app.dispatcher.backoff_max_seconds)
+        self.dispatcher = Dispatcher(
+            self.store, HANDLERS, zendesk=self.zendesk, jira=self.jira,
+            jira_search_lag=jr.search_lag_seconds, max_attempts=app.dispatcher.max_attempts,
+            lease_seconds=app.dispatcher.lease_seconds,
+            backoff_base=app.dispatcher.backoff_base_seconds,
+            backoff_cap=app.dispatcher.backoff_max_seconds)
+        self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
+                                    on_events=self._wake_inbox)
+        self._stop = threading.Event()
+        self._inbox_wake = threading.Event()
+        self._outbox_wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._scheduler: BackgroundScheduler | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self.port: int | None = None
+        self._id = uuid.uuid4().hex[:8]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        app = self.config.app
+        self.store.open()
+        if self.store.single_process:
+            # This process holds the store's lock: leases left by a killed predecessor are stale.
+            freed = inbox.release_all_leases(self.store) + outbox.release_all_leases(self.store)
+            if freed:
+                log.info("recovered %s leased item(s) from a previous run", freed)
+        self._start_receiver()
+        for n in range(app.inbox.workers):
+            self._spawn(f"inbox-{n}", self._inbox_step, self._inbox_wake)
+        for n in range(app.dispatcher.workers):
+            self._spawn(f"dispatch-{n}", self._outbox_step, self._outbox_wake)
+        if app.poller.enabled:
+            self._scheduler = BackgroundScheduler(timezone=UTC)
+            self._scheduler.add_job(self._poll_job, "interval", id="zendesk-poll",
+                                    seconds=app.poller.interval_seconds, max_instances=1,
+                                    coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.start()
+        log.info("hub %s listening on http://%s:%s", self._id, app.receiver.host, self.port)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox_wake.set()
+        self._outbox_wake.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.store.close()
+
+    def _start_receiver(self) -> None:
+        receiver = self.config.app.receiver
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((receiver.host, receiver.port))
+        self.port = self._socket.getsockname()[1]
+        asgi = create_app(self.store, receiver,
+                          field_ids=self.config.app.connectors.zendesk.custom_fields,
+                          on_accept=self._wake_inbox)
+        self._server = uvicorn.Server(uvicorn.Config(
+            asgi, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5))
+        thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                  name="receiver", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        while not self._server.started and thread.is_alive():
+            threading.Event().wait(0.01)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.app.receiver.host}:{self.port}"
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _wake_inbox(self) -> None:
+        self._inbox_wake.set()
+
+    def _spawn(self, name: str, step: Callable[[str], int], wake: threading.Event) -> None:
+        worker = f"{self._id}/{name}"
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    done = step(worker)
+                except Exception:
+                    log.exception("worker %s failed; continuing", worker)
+                    done = 0
+                if not done:
+                    wake.wait(0.5)
+                    wake.clear()
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _inbox_step(self, worker: str) -> int:
+        settings = self.config.app.inbox
+        items = inbox.acquire(self.store, worker, settings.batch, settings.lease_seconds)
+        for item in items:
+            self.processor.process(item)
+        if items:
+            self._outbox_wake.set()
+        return len(items)
+
+    def _outbox_step(self, worker: str) -> int:
+        done = self.dispatcher.run_once(worker, limit=1)
+        if done:
+            self._outbox_wake.set()  # a finished intent may unblock its dependants
+        return done
+
+    def _poll_job(self) -> None:
+        try:
+            self.poller.poll()
+        except Exception:
+            log.exception("zendesk poll failed; the next run retries from the saved cursor")
+
+    def poll_now(self) -> None:
+        """Run one poll in the caller's thread (demo, tests)."""
+        self.poller.poll()
+
+    # -- observation --------------------------------------------------------------------------
+
+    def pending_work(self) -> int:
+        """Inbox events and outbox intents not yet finished (including ones waiting to retry)."""
+        with self.store.read() as conn:
+            pending_in = conn.execute(sa.select(sa.func.count()).select_from(inbox_table)
+                                      .where(inbox_table.c.status == "pending")).scalar_one()
+            pending_out = conn.execute(sa.select(sa.func.count()).select_from(outbox_table)
+                                       .where(outbox_table.c.status == "pending")).scalar_one()
+        return int(pending_in) + int(pending_out)
+
+    def wait_idle(self, timeout: float, *, settle: float = 0.3) -> bool:
+        """Block until no work is pending (seen twice, ``settle`` apart); False on timeout."""
+        deadline = utcnow().timestamp() + timeout
+        quiet = 0
+        while utcnow().timestamp() < deadline:
+            if self.pending_work() == 0:
+                quiet += 1
+                if quiet >= 2:
+                    return True
+            else:
+                quiet = 0
+            self._stop.wait(settle)
+        return False

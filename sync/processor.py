@@ -1,0 +1,271 @@
+"""Turning one inbox event into decisions and action intents.
+
+For a ticket event the processor
+
+1. drops it if the stored snapshot is as new or newer (a redelivery, a stale event, or the echo of
+   Switchboard's own write — invariant 5, no loops);
+2. builds the ticket's state: the payload itself when it is complete, the payload over the
+   snapshot when the rules need nothing the payload lacks, otherwise ONE read of the ticket;
+3. diffs it against the snapshot (``changes``), picks the event type, evaluates every rule for it
+   and plans intents for the ones that matched;
+4. commits decisions (with traces), intents, the new snapshot and the inbox outcome in ONE
+   transaction — so a crash leaves either none of it or all of it (invariant 2).
+"""
+
+from __future__ import annotations
+
+__all__ = ["EventProcessor", "diff_tickets", "retry_delay"]
+
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.errors import ConnectorError, RateLimitedError, RetriableError, SkippableError
+from connectors.models import Ticket, format_time, parse_time
+from rules import Change, EvalContext, RuleSet, evaluate, plan, render_params
+from sync import inbox as inbox_mod
+from sync.links import links_for_ticket
+from sync.outbox import add_intent
+from sync.schema import decisions, outbox
+from sync.state import get_snapshot, is_own_write, put_snapshot
+from sync.store import Store, utcnow
+
+log = logging.getLogger("switchboard.processor")
+
+CREATE_BUG = "jira.create_or_link_bug"
+_DIFF_IGNORE = ("updated_at", "url")
+
+
+def retry_delay(attempt: int, *, base: float, cap: float, error: Exception | None = None) -> float:
+    """Jittered exponential backoff; a rate limit's Retry-After is a floor, never shortened."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
+    if isinstance(error, RateLimitedError):
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return sorted(str(v) for v in value)
+    return value
+
+
+def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
+    """Changed fields, keyed like ``status``, ``tags`` or ``fields.error_code``."""
+    old = before.to_dict() if before else {}
+    new = after.to_dict()
+    changes: dict[str, Change] = {}
+    for key, value in new.items():
+        if key in _DIFF_IGNORE or key == "fields":
+            continue
+        if _norm(old.get(key)) != _norm(value):
+            changes[key] = Change(old.get(key), value)
+    old_fields = old.get("fields") or {}
+    for name in sorted(set(old_fields) | set(new["fields"])):
+        if _norm(old_fields.get(name)) != _norm(new["fields"].get(name)):
+            changes[f"fields.{name}"] = Change(old_fields.get(name), new["fields"].get(name))
+    return changes
+
+
+def _has_field(fields: Mapping[str, Any], path: str) -> bool:
+    parts = path.split(".")
+    if parts[0] != "ticket" or len(parts) < 2:
+        return True  # not a ticket field: links.*, event.*, changes.* come from elsewhere
+    if parts[1] == "fields":
+        custom = fields.get("fields")
+        return custom is not None and (len(parts) < 3 or parts[2] in custom)
+    if parts[1] == "url":
+        return True
+    return parts[1] in fields
+
+
+class EventProcessor:
+    """Processes claimed inbox events; one instance is shared by the inbox worker threads."""
+
+    def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, max_attempts: int,
+                 custom_fields: tuple[str, ...] = (), backoff_base: float = 2.0,
+                 backoff_cap: float = 300.0) -> None:
+        self.store = store
+        self.custom_fields = custom_fields
+        self.rules = rules
+        self.zendesk = zendesk
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+
+    def set_rules(self, rules: RuleSet) -> None:
+        """Swap in a new, already validated rule set (a bad one never gets this far)."""
+        self.rules = rules
+
+    # -- public -------------------------------------------------------------------------------
+
+    def process(self, item: inbox_mod.InboxItem) -> str:
+        """Handle one claimed event end to end; returns the outcome recorded for it."""
+        try:
+            return self._process(item)
+        except RetriableError as exc:
+            if item.attempts >= self.max_attempts:
+                return self._finish(item, "failed", f"gave up after {item.attempts} attempts: {exc}")
+            delay = retry_delay(item.attempts, base=self.backoff_base, cap=self.backoff_cap,
+                                error=exc)
+            with self.store.write() as conn:
+                inbox_mod.release(conn, item.id, "pending", f"retrying: {exc}", retry_in=delay)
+            return f"retry in {delay:.1f}s: {exc}"
+        except SkippableError as exc:
+            return self._finish(item, "done", f"skipped: {exc}")
+        except ConnectorError as exc:
+            return self._finish(item, "failed", str(exc))
+        except Exception as exc:
+            # A bug, not bad input: keep the event (bounded retries) with the reason.
+            log.exception("event %s raised unexpectedly", item.id)
+            if item.attempts >= self.max_attempts:
+                return self._finish(item, "failed", f"{type(exc).__name__}: {exc}")
+            with self.store.write() as conn:
+                inbox_mod.release(conn, item.id, "pending", f"{type(exc).__name__}: {exc}",
+                                  retry_in=retry_delay(item.attempts, base=self.backoff_base,
+                                                       cap=self.backoff_cap))
+            return f"error: {exc}"
+
+    def _finish(self, item: inbox_mod.InboxItem, status: str, outcome: str) -> str:
+        with self.store.write() as conn:
+            inbox_mod.release(conn, item.id, status, outcome)
+        return outcome
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _process(self, item: inbox_mod.InboxItem) -> str:
+        payload = item.payload
+        fields: dict[str, Any] = dict(payload["fields"])
+        ticket_id = int(fields["id"])
+        updated_at = parse_time(fields["updated_at"])
+        assert updated_at is not None
+        with self.store.read() as conn:
+            snapshot = get_snapshot(conn, ticket_id)
+            own = is_own_write(conn, "zendesk", ticket_id, format_time(updated_at))
+        if snapshot is not None and snapshot.updated_at >= updated_at:
+            why = ("echo of Switchboard's own write" if own
+                   else "no newer state than already processed (redelivery or stale event)")
+            return self._finish(item, "done", why)
+        if own:
+            # The state Switchboard itself wrote: remember it, run no rules (no loops).
+            fields.setdefault("url", self.zendesk.ticket_url(ticket_id))
+            base = snapshot.to_dict() if snapshot else {}
+            echo = Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
+                                                                   **fields.get("fields", {})}})
+            with self.store.write() as conn:
+                put_snapshot(conn, echo)
+                inbox_mod.release(conn, item.id, "done", "echo of Switchboard's own write")
+            return "echo of Switchboard's own write"
+
+        ticket, read_reason = self._current_state(ticket_id, fields, snapshot,
+                                                  bool(payload.get("complete")))
+        if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
+            return self._finish(item, "done", "no newer state than already processed")
+
+        if snapshot is None:
+            event_type = payload.get("hint") or "ticket.updated"
+        else:
+            event_type = "ticket.updated"
+        changes = diff_tickets(snapshot, ticket)
+        return self._decide(item, ticket, event_type, changes, read_reason)
+
+    def _current_state(self, ticket_id: int, fields: dict[str, Any], snapshot: Ticket | None,
+                       complete: bool) -> tuple[Ticket, str | None]:
+        if not fields.get("url"):
+            fields["url"] = self.zendesk.ticket_url(ticket_id)
+        if complete:
+            return Ticket.from_dict(fields), None
+        missing = sorted(p for p in self.rules.fields_used() if not _has_field(fields, p))
+        if missing:
+            ticket = self.zendesk.get_ticket(ticket_id)
+            return ticket, f"read the ticket: rules use {', '.join(missing)}, which the event lacks"
+        base = snapshot.to_dict() if snapshot else {}
+        merged = {**base, **fields}
+        merged.setdefault("fields", base.get("fields", {}))
+        return Ticket.from_dict(merged), None
+
+    def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
+        links = dict(links_for_ticket(conn, ticket_id))
+        pending = conn.execute(
+            sa.select(outbox.c.idem_key).where(outbox.c.ticket_id == ticket_id,
+                                               outbox.c.action == CREATE_BUG,
+                                               outbox.c.status == "pending")
+        ).all()
+        if pending:
+            # A bug is being created or linked for this ticket: rules must see it as linked,
+            # or a second update could plan a second bug before the first one lands.
+            links["jira"] = (*links.get("jira", ()), *(f"pending:{r.idem_key[:12]}" for r in pending))
+        return links
+
+    def _order_key(self, action: str, params: Mapping[str, Any], namespace: Mapping[str, Any],
+                   ticket_id: int) -> str:
+        if action == CREATE_BUG and params.get("dedupe_by"):
+            dedupe = render_params(action, {"dedupe_by": params["dedupe_by"]},
+                                  namespace).get("dedupe_by", "")
+            if str(dedupe).strip():
+                return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
+        return f"zendesk:ticket:{ticket_id}"
+
+    def _decide(self, item: inbox_mod.InboxItem, ticket: Ticket, event_type: str,
+                changes: dict[str, Change], read_reason: str | None) -> str:
+        event_source = item.payload.get("style", item.source)
+        with self.store.write() as conn:
+            links = self._links(conn, ticket.id)
+            ticket_dict = ticket.to_dict()
+            # Every configured custom field is present (None when unset), so rules and
+            # templates can test it without tripping over a missing key.
+            ticket_dict["fields"] = {**dict.fromkeys(self.custom_fields), **ticket_dict["fields"]}
+            ctx = EvalContext(event_type=event_type, event_source=event_source,
+                              ticket=ticket_dict, changes=changes, links=links)
+            namespace = ctx.namespace()
+            matched: list[str] = []
+            planned = 0
+            now = utcnow()
+            for rule in self.rules.for_event(event_type):
+                evaluation = evaluate(rule, ctx)
+                trace = evaluation.to_json()
+                intents_rows = []
+                if evaluation.matched:
+                    try:
+                        for intent in plan(rule, item.change_key or f"inbox:{item.id}"):
+                            intents_rows.append(dict(
+                                idem_key=intent.idempotency_key, inbox_id=item.id,
+                                rule_id=rule.id, action=intent.action, ticket_id=ticket.id,
+                                order_key=self._order_key(intent.action, intent.params,
+                                                          namespace, ticket.id),
+                                depends_on=intent.depends_on, params=_jsonable(intent.params),
+                                context=_jsonable(namespace),
+                                status="pending" if rule.mode == "live" else "shadow"))
+                    except Exception as exc:  # a template that cannot render is a rule error
+                        trace["error"] = f"planning failed: {exc}"
+                        intents_rows = []
+                conn.execute(sa.insert(decisions).values(
+                    inbox_id=item.id, ticket_id=ticket.id, event_type=event_type,
+                    rule_id=rule.id, mode=rule.mode, matched=evaluation.matched,
+                    trace=trace, created_at=now))
+                if evaluation.matched:
+                    matched.append(f"{rule.id}{' (shadow)' if rule.mode == 'shadow' else ''}")
+                for row in intents_rows:
+                    planned += add_intent(conn, **row)
+            put_snapshot(conn, ticket)
+            parts = [event_type]
+            if read_reason:
+                parts.append(read_reason)
+            parts.append(f"matched: {', '.join(matched)}" if matched else "no rule matched")
+            parts.append(f"{planned} intent(s) planned")
+            outcome = "; ".join(parts)
+            inbox_mod.release(conn, item.id, "done", outcome)
+        log.info("event %s ticket %s: %s", item.id, ticket.id, outcome)
+        return outcome
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,83 @@
+"""Small durable state: ticket snapshots, poller cursors, and Switchboard's own writes.
+
+All functions take an open connection so that callers can put them in the same transaction as
+the events or intents they belong with (a cursor is saved with the events it produced; a snapshot
+with the decision made from it).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "get_cursor",
+    "get_snapshot",
+    "is_own_write",
+    "put_snapshot",
+    "record_write",
+    "set_cursor",
+]
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.models import Ticket, format_time
+from sync.schema import cursors, snapshots, writes
+from sync.store import utcnow
+
+
+def get_snapshot(conn: sa.Connection, ticket_id: int) -> Ticket | None:
+    row = conn.execute(
+        sa.select(snapshots.c.data).where(snapshots.c.ticket_id == ticket_id)
+    ).first()
+    return Ticket.from_dict(row.data) if row else None
+
+
+def put_snapshot(conn: sa.Connection, ticket: Ticket) -> bool:
+    """Store ``ticket`` unless the stored snapshot is as new or newer; True when stored."""
+    current = conn.execute(
+        sa.select(snapshots.c.updated_at).where(snapshots.c.ticket_id == ticket.id)
+    ).first()
+    values = {"updated_at": ticket.updated_at, "data": ticket.to_dict(), "saved_at": utcnow()}
+    if current is None:
+        conn.execute(sa.insert(snapshots).values(ticket_id=ticket.id, **values))
+        return True
+    if current.updated_at >= ticket.updated_at:
+        return False
+    conn.execute(sa.update(snapshots).where(snapshots.c.ticket_id == ticket.id).values(**values))
+    return True
+
+
+def get_cursor(conn: sa.Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(cursors.c.value).where(cursors.c.name == name)).first()
+    return dict(row.value) if row else None
+
+
+def set_cursor(conn: sa.Connection, name: str, value: dict[str, Any]) -> None:
+    now = utcnow()
+    updated = conn.execute(
+        sa.update(cursors).where(cursors.c.name == name).values(value=value, updated_at=now)
+    ).rowcount
+    if not updated:
+        conn.execute(sa.insert(cursors).values(name=name, value=value, updated_at=now))
+
+
+def record_write(conn: sa.Connection, system: str, entity_id: str | int, ticket: Ticket,
+                 outbox_id: int | None) -> None:
+    """Remember that the state stamped ``ticket.updated_at`` was written by Switchboard."""
+    stamp = format_time(ticket.updated_at)
+    exists = conn.execute(
+        sa.select(writes.c.id).where(writes.c.system == system,
+                                     writes.c.entity_id == str(entity_id),
+                                     writes.c.stamp == stamp)
+    ).first()
+    if exists is None:
+        conn.execute(sa.insert(writes).values(system=system, entity_id=str(entity_id), stamp=stamp,
+                                              outbox_id=outbox_id, created_at=utcnow()))
+
+
+def is_own_write(conn: sa.Connection, system: str, entity_id: str | int, stamp: str) -> bool:
+    return conn.execute(
+        sa.select(writes.c.id).where(writes.c.system == system,
+                                     writes.c.entity_id == str(entity_id),
+                                     writes.c.stamp == stamp)
+    ).first() is not None

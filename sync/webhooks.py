@@ -1,0 +1,165 @@
+"""The webhook receiver: an ASGI app (Starlette) served by uvicorn.
+
+``POST /webhooks/zendesk`` answers 2xx only once the event is committed to the inbox (invariant 1)
+and refuses bad input with a 4xx that leaves no row behind (invariant 8):
+
+======================================================  ======  ===============================
+request                                                 status  stored
+======================================================  ======  ===============================
+body over ``max_body_bytes``                            413     nothing
+signature or timestamp header missing, bad signature,   401     nothing
+no signing secret configured, timestamp unreadable or
+further than ``timestamp_tolerance_seconds`` from now
+body not JSON / a ticket payload that is malformed      400     nothing
+signed payload of a type Switchboard does not handle    200     one ``ignored`` row (no rules)
+redelivery (same invocation id, or same ticket change)  200     nothing new
+a new ticket change                                     200     one ``pending`` inbox row
+the commit failed                                       503     nothing (``Retry-After`` set)
+======================================================  ======  ===============================
+
+Unhandled-but-signed payloads get a 2xx on purpose: Zendesk counts 4xx answers against the
+webhook's circuit breaker, and a tripped breaker would cut off the events that matter.
+
+``GET /healthz`` answers 200 when the store answers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app"]
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from connectors.models import parse_time
+from connectors.zendesk_webhooks import (
+    IgnoredWebhook,
+    WebhookPayloadError,
+    parse_zendesk_webhook,
+    verify_zendesk_signature,
+)
+from sync import inbox
+from sync.config import ReceiverSettings
+from sync.store import Store
+
+log = logging.getLogger("switchboard.webhooks")
+
+SIGNATURE = "x-zendesk-webhook-signature"
+TIMESTAMP = "x-zendesk-webhook-signature-timestamp"
+INVOCATION = "x-zendesk-webhook-invocation-id"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _TooLarge
+        except ValueError:
+            pass
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[str, int],
+               on_accept: Callable[[], None] = lambda: None,
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
+    """Build the receiver app for one store and receiver configuration."""
+    secrets = [s.get_secret_value().encode() for s in settings.zendesk_signing_secrets]
+
+    async def zendesk(request: Request) -> JSONResponse:
+        try:
+            body = await _read_capped(request, settings.max_body_bytes)
+        except _TooLarge:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        except ClientDisconnect:
+            return _error(400, "client disconnected")
+        signature = request.headers.get(SIGNATURE)
+        timestamp = request.headers.get(TIMESTAMP)
+        if not signature or not timestamp:
+            return _error(401, f"missing {SIGNATURE if not signature else TIMESTAMP} header")
+        if not secrets:
+            return _error(401, "no Zendesk signing secret is configured; refusing unsigned input")
+        if not verify_zendesk_signature(secrets, timestamp, body, signature):
+            return _error(401, "signature does not match")
+        try:
+            sent_at = parse_time(timestamp)
+        except ValueError:
+            sent_at = None
+        if sent_at is None:
+            return _error(401, "signature timestamp is not an ISO-8601 time")
+        skew = abs((clock() - sent_at).total_seconds())
+        if skew > settings.timestamp_tolerance_seconds:
+            return _error(401, f"signature timestamp is {int(skew)}s away from now "
+                               f"(tolerance {settings.timestamp_tolerance_seconds}s)")
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(400, f"body is not JSON: {exc}")
+        try:
+            event = parse_zendesk_webhook(payload, field_ids)
+        except WebhookPayloadError as exc:
+            return _error(400, f"malformed payload: {exc}")
+        delivery = request.headers.get(INVOCATION) or None
+        try:
+            if isinstance(event, IgnoredWebhook):
+                result = await run_in_threadpool(
+                    inbox.accept, store, source="zendesk", kind=event.kind[:96],
+                    entity_key="zendesk:ignored", payload={"reason": event.reason},
+                    delivery_id=f"zendesk:{delivery}" if delivery else None,
+                    status="ignored", outcome=f"ignored: {event.reason}")
+                return JSONResponse({"status": "ignored", "reason": event.reason,
+                                     "id": result.inbox_id})
+            result = await run_in_threadpool(
+                inbox.accept, store, source="zendesk", kind=event.kind,
+                entity_key=f"zendesk:ticket:{event.ticket_id}", change_key=event.change_key,
+                delivery_id=f"zendesk:{delivery}" if delivery else None,
+                payload={"style": event.style, "hint": event.hint, "complete": event.complete,
+                         "fields": dict(event.fields)})
+        except SQLAlchemyError:
+            log.exception("inbox commit failed; answering 503")
+            return _error(503, "could not store the event; retry later",
+                          **{"Retry-After": str(settings.retry_after_seconds)})
+        if not result.accepted:
+            return JSONResponse({"status": "duplicate", "by": result.duplicate_by,
+                                 "id": result.inbox_id})
+        on_accept()
+        return JSONResponse({"status": "accepted", "id": result.inbox_id})
+
+    async def healthz(_request: Request) -> JSONResponse:
+        def ping() -> None:
+            with store.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        try:
+            await run_in_threadpool(ping)
+        except SQLAlchemyError:
+            return JSONResponse({"status": "store unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route("/webhooks/zendesk", zendesk, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])

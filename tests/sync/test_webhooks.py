@@ -1,0 +1,240 @@
+"""The Zendesk webhook receiver: 2xx only after the commit; bad input refused and leaves no row."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from sync.config import ReceiverSettings
+from sync.schema import inbox
+from sync.store import Store
+from sync.webhooks import create_app
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "zendesk"
+NOW = datetime(2026, 11, 27, 10, 0, 10, tzinfo=UTC)
+FIELD_IDS = {"error_code": 360001, "product_area": 360002}
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Independent of the product code: base64(HMAC-SHA256(secret, timestamp + body))."""
+    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body,
+                                     hashlib.sha256).digest()).decode()
+
+
+def headers(body: bytes, *, secret: str = "secret-one", ts: str = "2026-11-27T10:00:07Z",
+            invocation: str | None = "inv-1") -> dict[str, str]:
+    out = {"Content-Type": "application/json",
+           "X-Zendesk-Webhook-Signature-Timestamp": ts,
+           "X-Zendesk-Webhook-Signature": sign(secret, ts, body),
+           "X-Zendesk-Webhook-Id": "01HWEBHOOK"}
+    if invocation:
+        out["X-Zendesk-Webhook-Invocation-Id"] = invocation
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
+    yield s
+    s.close()
+
+
+def make_client(store: Store, **overrides: object) -> TestClient:
+    values: dict[str, object] = {
+        "zendesk_signing_secrets": (SecretStr("secret-one"), SecretStr("secret-two")),
+        "max_body_bytes": 4096,
+    }
+    values.update(overrides)
+    app = create_app(store, ReceiverSettings(**values), field_ids=FIELD_IDS, clock=lambda: NOW)
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(store: Store) -> TestClient:
+    return make_client(store)
+
+
+def rows(store: Store) -> list[sa.Row]:
+    with store.read() as conn:
+        return conn.execute(sa.select(inbox).order_by(inbox.c.id)).all()
+
+
+def test_signed_event_subscription_is_committed_before_the_200(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    [row] = rows(store)
+    assert row.status == "pending"
+    assert row.change_key == "zendesk:ticket:4012:2026-11-27T10:00:00Z"
+    assert row.delivery_id == "zendesk:inv-1"
+    assert row.payload["hint"] == "ticket.created"
+    assert row.payload["complete"] is False  # event subscriptions carry no custom fields
+    assert row.payload["fields"]["priority"] == "high"
+    assert row.payload["fields"]["organization_id"] == 501
+
+
+def test_trigger_body_maps_custom_fields_by_name_and_is_complete(client, store):
+    body = fixture("webhook_trigger_ticket_updated.json")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    assert row.payload["complete"] is True
+    assert row.payload["fields"]["fields"] == {"error_code": "E1042", "product_area": "routing"}
+    assert row.payload["fields"]["tags"] == ["bug_confirmed", "routing", "vip"]
+
+
+def test_either_signing_secret_is_accepted_during_rotation(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body,
+                           headers=headers(body, secret="secret-two"))
+    assert response.status_code == 200
+    assert len(rows(store)) == 1
+
+
+@pytest.mark.parametrize("mutate", [
+    pytest.param(lambda h, b: {**h, "X-Zendesk-Webhook-Signature": sign("wrong", "x", b)},
+                 id="wrong-secret"),
+    pytest.param(lambda h, b: {k: v for k, v in h.items() if k != "X-Zendesk-Webhook-Signature"},
+                 id="missing-signature"),
+    pytest.param(lambda h, b: {k: v for k, v in h.items()
+                               if k != "X-Zendesk-Webhook-Signature-Timestamp"},
+                 id="missing-timestamp"),
+    pytest.param(lambda h, b: {**h, "X-Zendesk-Webhook-Signature-Timestamp":
+                               "2026-11-27T10:00:08Z"}, id="timestamp-not-the-signed-one"),
+])
+def test_unsigned_or_badly_signed_requests_get_401_and_leave_no_row(client, store, mutate):
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body, headers=mutate(headers(body), body))
+    assert response.status_code == 401
+    assert rows(store) == []
+
+
+def test_tampered_body_is_refused(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    sent = headers(body)
+    tampered = body.replace(b'"HIGH"', b'"LOW"')
+    assert client.post("/webhooks/zendesk", content=tampered, headers=sent).status_code == 401
+    assert rows(store) == []
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=-6), timedelta(minutes=6)])
+def test_stale_or_future_timestamps_are_refused(client, store, offset):
+    body = fixture("webhook_event_ticket_created.json")
+    ts = (NOW + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body, ts=ts))
+    assert response.status_code == 401
+    assert "tolerance" in response.json()["error"]
+    assert rows(store) == []
+
+
+def test_unreadable_timestamp_is_refused(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body,
+                           headers=headers(body, ts="yesterday at noon"))
+    assert response.status_code == 401
+    assert rows(store) == []
+
+
+def test_oversized_body_gets_413(client, store):
+    body = json.dumps({"type": "zen:event-type:ticket.created", "pad": "x" * 5000}).encode()
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 413
+    assert rows(store) == []
+
+
+def test_oversized_body_without_content_length_gets_413(client, store):
+    body = b"{" + b'"a": "' + b"x" * 5000 + b'"}'
+
+    def chunks():
+        yield body[:2000]
+        yield body[2000:]
+
+    response = client.post("/webhooks/zendesk", content=chunks(), headers=headers(body))
+    assert response.status_code == 413
+    assert rows(store) == []
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b"{not json", id="malformed-json"),
+    pytest.param(b"[1, 2, 3]", id="array"),
+    pytest.param(b"\xff\xfe", id="not-utf8"),
+    pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"updated_at":
+                 "2026-11-27T10:00:00Z"}}).encode(), id="trigger-without-id"),
+    pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"id": "abc",
+                 "updated_at": "2026-11-27T10:00:00Z"}}).encode(), id="id-wrong-type"),
+    pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"id": "1",
+                 "updated_at": "soon"}}).encode(), id="bad-updated-at"),
+    pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"id": "1",
+                 "updated_at": "2026-11-27T10:00:00Z", "tags": {"a": 1}}}).encode(),
+                 id="tags-wrong-type"),
+    pytest.param(json.dumps({"type": "zen:event-type:ticket.created", "detail": "x"}).encode(),
+                 id="event-without-detail"),
+])
+def test_malformed_payloads_get_400_and_leave_no_row(client, store, body):
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 400
+    assert rows(store) == []
+
+
+def test_signed_event_of_an_unhandled_type_is_acknowledged_and_recorded_as_ignored(client, store):
+    body = fixture("webhook_event_user_created.json")
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    [row] = rows(store)
+    assert row.status == "ignored"  # never claimed by a worker, so no rule runs
+    assert row.kind == "zen:event-type:user.created"
+
+
+def test_redelivery_with_the_same_invocation_id_is_a_duplicate(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    first = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    again = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert first.json()["status"] == "accepted"
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate", "by": "delivery", "id": first.json()["id"]}
+    assert len(rows(store)) == 1
+
+
+def test_one_change_seen_in_both_payload_shapes_is_one_event(client, store):
+    event = fixture("webhook_event_tags_changed.json")
+    trigger = fixture("webhook_trigger_ticket_updated.json")
+    a = client.post("/webhooks/zendesk", content=event, headers=headers(event, invocation="a"))
+    b = client.post("/webhooks/zendesk", content=trigger,
+                    headers=headers(trigger, invocation="b"))
+    assert a.json()["status"] == "accepted"
+    assert b.json()["status"] == "duplicate" and b.json()["by"] == "change"
+    assert len(rows(store)) == 1
+
+
+def test_no_configured_secret_refuses_everything(store):
+    client = make_client(store, zendesk_signing_secrets=())
+    body = fixture("webhook_event_ticket_created.json")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 401
+    assert rows(store) == []
+
+
+def test_failed_commit_answers_503_with_retry_after(client, store):
+    with store.write() as conn:
+        conn.execute(sa.text("DROP TABLE inbox"))
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_healthz_answers_when_the_store_does(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
