@@ -13,7 +13,14 @@
 
 from __future__ import annotations
 
-__all__ = ["SAMPLE", "load_sample", "run_with_sandbox"]
+__all__ = [
+    "SAMPLE",
+    "fresh_store",
+    "load_sample",
+    "run_with_sandbox",
+    "sandboxed_config",
+    "zendesk_ticket",
+]
 
 import json
 import signal
@@ -39,7 +46,7 @@ def load_sample(path: Path = SAMPLE) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _zendesk_ticket(spec: dict[str, Any], field_ids: dict[str, int], *,
+def zendesk_ticket(spec: dict[str, Any], field_ids: dict[str, int], *,
                     when: datetime | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         k: spec[k] for k in ("subject", "description", "priority", "type", "status", "tags",
@@ -61,7 +68,7 @@ def _edit(change: dict[str, Any], field_ids: dict[str, int]) -> dict[str, Any]:
     return out
 
 
-def _sandboxed(config: LoadedConfig, sb: Sandbox, store_file: Path) -> LoadedConfig:
+def sandboxed_config(config: LoadedConfig, sb: Sandbox, store_file: Path) -> LoadedConfig:
     app = config.app
     zendesk = app.connectors.zendesk.model_copy(update={"base_url": sb.zendesk_url})
     jira = app.connectors.jira.model_copy(update={"url": sb.jira_url})
@@ -76,7 +83,7 @@ def _sandboxed(config: LoadedConfig, sb: Sandbox, store_file: Path) -> LoadedCon
     return LoadedConfig(path=config.path, app=new_app, rules=config.rules)
 
 
-def _fresh_store(config: LoadedConfig, name: str) -> Path:
+def fresh_store(config: LoadedConfig, name: str) -> Path:
     path = config.path.parent / "var" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
@@ -89,7 +96,7 @@ def feed(hub: Hub, sb: Sandbox, sample: dict[str, Any], field_ids: dict[str, int
     """Play the live part of the sample into the sandbox; returns ticket id -> sample entry."""
     played: dict[int, dict[str, Any]] = {}
     for spec in (t for t in sample["tickets"] if t["phase"] == "live"):
-        ticket = sb.zendesk.create_ticket(_zendesk_ticket(spec, field_ids))
+        ticket = sb.zendesk.create_ticket(zendesk_ticket(spec, field_ids))
         played[int(ticket["id"])] = spec
         _deliver(sb, int(ticket["id"]), spec.get("delivery", "poll"), created=True)
     hub.wait_idle(timeout)
@@ -191,13 +198,13 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
     sample = load_sample()
     with Sandbox(jira_search_lag=app.sandbox.jira_search_lag_seconds,
                  zendesk_subdomain=app.connectors.zendesk.subdomain) as sb:
-        store_file = _fresh_store(config, "demo.db" if feed_sample else "sandbox.db")
-        hub = Hub(_sandboxed(config, sb, store_file))
+        store_file = fresh_store(config, "demo.db" if feed_sample else "sandbox.db")
+        hub = Hub(sandboxed_config(config, sb, store_file))
         if feed_sample:
             start = datetime.now(UTC) - timedelta(days=7)
             for n, spec in enumerate(t for t in sample["tickets"] if t["phase"] == "history"):
                 sb.zendesk.create_ticket(
-                    _zendesk_ticket(spec, field_ids, when=start + timedelta(hours=5 * n)))
+                    zendesk_ticket(spec, field_ids, when=start + timedelta(hours=5 * n)))
         hub.start()
         secret = hub.config.app.receiver.zendesk_signing_secrets[0].get_secret_value()
         sb.zendesk.configure_webhook(f"{hub.url}/webhooks/zendesk", secret)

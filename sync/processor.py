@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from connectors.errors import ConnectorError, RateLimitedError, RetriableError, SkippableError
 from connectors.models import Ticket, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate, plan, render_params
+from rules.model import Condition, FieldCondition, Not
 from sync import inbox as inbox_mod
 from sync.links import links_for_ticket
 from sync.outbox import add_intent
@@ -69,6 +70,16 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
         if _norm(old_fields.get(name)) != _norm(new["fields"].get(name)):
             changes[f"fields.{name}"] = Change(old_fields.get(name), new["fields"].get(name))
     return changes
+
+
+def _condition_fields(condition: Condition | None) -> set[str]:
+    if condition is None:
+        return set()
+    if isinstance(condition, FieldCondition):
+        return {condition.field}
+    if isinstance(condition, Not):
+        return _condition_fields(condition.condition)
+    return set().union(*(_condition_fields(c) for c in condition.conditions))
 
 
 def _has_field(fields: Mapping[str, Any], path: str) -> bool:
@@ -161,32 +172,58 @@ class EventProcessor:
                 inbox_mod.release(conn, item.id, "done", "echo of Switchboard's own write")
             return "echo of Switchboard's own write"
 
-        ticket, read_reason = self._current_state(ticket_id, fields, snapshot,
+        event_type = (payload.get("hint") or "ticket.updated") if snapshot is None \
+            else "ticket.updated"
+        ticket, read_reason = self._current_state(item, event_type, fields, snapshot,
                                                   bool(payload.get("complete")))
         if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
             return self._finish(item, "done", "no newer state than already processed")
-
-        if snapshot is None:
-            event_type = payload.get("hint") or "ticket.updated"
-        else:
-            event_type = "ticket.updated"
         changes = diff_tickets(snapshot, ticket)
         return self._decide(item, ticket, event_type, changes, read_reason)
 
-    def _current_state(self, ticket_id: int, fields: dict[str, Any], snapshot: Ticket | None,
-                       complete: bool) -> tuple[Ticket, str | None]:
+    def _current_state(self, item: inbox_mod.InboxItem, event_type: str, fields: dict[str, Any],
+                       snapshot: Ticket | None, complete: bool) -> tuple[Ticket, str | None]:
+        """The ticket's state for this event, reading it only when a rule needs a missing field.
+
+        Conditions come first: if they need a field the payload lacks, read. Otherwise evaluate
+        them on the payload (over the snapshot); only if a rule matches whose actions use a
+        missing field, read. A ticket no rule cares about costs no read.
+        """
+        ticket_id = int(fields["id"])
         if not fields.get("url"):
             fields["url"] = self.zendesk.ticket_url(ticket_id)
         if complete:
             return Ticket.from_dict(fields), None
-        missing = sorted(p for p in self.rules.fields_used() if not _has_field(fields, p))
-        if missing:
-            ticket = self.zendesk.get_ticket(ticket_id)
-            return ticket, f"read the ticket: rules use {', '.join(missing)}, which the event lacks"
         base = snapshot.to_dict() if snapshot else {}
-        merged = {**base, **fields}
-        merged.setdefault("fields", base.get("fields", {}))
-        return Ticket.from_dict(merged), None
+        merged = Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
+                                                                **fields.get("fields", {})}})
+        rules = self.rules.for_event(event_type)
+        missing = sorted({f for r in rules for f in _condition_fields(r.condition)
+                          if not _has_field(fields, f)})
+        why = "conditions use"
+        if not missing:
+            with self.store.read() as conn:
+                ctx = self._context(conn, merged, event_type, diff_tickets(snapshot, merged),
+                                    item)
+            matched = [r for r in rules if evaluate(r, ctx).matched]
+            missing = sorted({f for r in matched for f in r.fields_used
+                              if not _has_field(fields, f)})
+            why = f"matched rule {', '.join(r.id for r in matched)} uses"
+        if not missing:
+            return merged, None
+        return (self.zendesk.get_ticket(ticket_id),
+                f"read the ticket: {why} {', '.join(missing)}, which the event lacks")
+
+    def _context(self, conn: sa.Connection, ticket: Ticket, event_type: str,
+                 changes: dict[str, Change], item: inbox_mod.InboxItem) -> EvalContext:
+        ticket_dict = ticket.to_dict()
+        # Every configured custom field is present (None when unset), so rules and templates
+        # can test it without tripping over a missing key.
+        ticket_dict["fields"] = {**dict.fromkeys(self.custom_fields), **ticket_dict["fields"]}
+        return EvalContext(event_type=event_type,
+                           event_source=str(item.payload.get("style", item.source)),
+                           ticket=ticket_dict, changes=changes,
+                           links=self._links(conn, ticket.id))
 
     def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
         links = dict(links_for_ticket(conn, ticket_id))
@@ -212,15 +249,8 @@ class EventProcessor:
 
     def _decide(self, item: inbox_mod.InboxItem, ticket: Ticket, event_type: str,
                 changes: dict[str, Change], read_reason: str | None) -> str:
-        event_source = item.payload.get("style", item.source)
         with self.store.write() as conn:
-            links = self._links(conn, ticket.id)
-            ticket_dict = ticket.to_dict()
-            # Every configured custom field is present (None when unset), so rules and
-            # templates can test it without tripping over a missing key.
-            ticket_dict["fields"] = {**dict.fromkeys(self.custom_fields), **ticket_dict["fields"]}
-            ctx = EvalContext(event_type=event_type, event_source=event_source,
-                              ticket=ticket_dict, changes=changes, links=links)
+            ctx = self._context(conn, ticket, event_type, changes, item)
             namespace = ctx.namespace()
             matched: list[str] = []
             planned = 0
