@@ -179,6 +179,13 @@ class EventProcessor:
         if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
             return self._finish(item, "done", "no newer state than already processed")
         changes = diff_tickets(snapshot, ticket)
+        if snapshot is not None and not changes:
+            # Same state under a newer stamp (a comment, or one change reported twice with
+            # stamps of different precision): rules react to changes, so none runs.
+            with self.store.write() as conn:
+                put_snapshot(conn, ticket)
+                inbox_mod.release(conn, item.id, "done", "no field changed; no rule run")
+            return "no field changed; no rule run"
         return self._decide(item, ticket, event_type, changes, read_reason)
 
     def _current_state(self, item: inbox_mod.InboxItem, event_type: str, fields: dict[str, Any],

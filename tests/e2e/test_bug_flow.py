@@ -3,8 +3,10 @@ through the real receiver, workers and connectors over HTTP."""
 
 from __future__ import annotations
 
+import json
 import time
 
+from sandbox import trigger_payload
 from sandbox.demo import zendesk_ticket
 
 from .conftest import (
@@ -249,3 +251,19 @@ def test_a_burst_of_tickets_is_processed_once_each(sb, make_hub):
     assert hub.wait_idle(30), f"not idle after {time.monotonic() - started:.1f}s"
     assert len(sb.jira.issues()) == 8
     assert all(len(internal_notes(sb, t)) == 1 for t in ids)
+
+
+def test_a_minute_precision_trigger_stamp_and_the_precise_poll_run_the_rule_once(sb, make_hub):
+    hub = make_hub()
+    ticket_id = bug_ticket(sb)
+    body = trigger_payload(sb.zendesk.ticket(ticket_id), "ticket.created")
+    body["ticket"]["updated_at"] = body["ticket"]["updated_at"][:16] + "Z"  # 2026-11-27T10:05Z
+    answer = sb.zendesk.deliver(ticket_id, style="trigger", event_type="ticket.created",
+                                body_override=json.dumps(body).encode())
+    assert answer.status_code == 200
+    assert hub.wait_idle(15)
+    hub.poll_now()  # the same change, with its precise stamp, plus the echo of our write
+    assert hub.wait_idle(15)
+    assert len(sb.jira.issues()) == 1
+    assert len(internal_notes(sb, ticket_id)) == 1
+    assert len([d for d in rows(hub, decisions) if d.matched]) == 1

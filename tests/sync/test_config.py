@@ -137,3 +137,25 @@ def test_validate_command_accepts_the_shipped_config():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "confirmed-bug-to-jira" in result.stdout
+
+
+def _setting_paths(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    paths = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(_setting_paths(annotation, f"{path}."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_the_configuration_reference_documents_every_setting():
+    from sync.config import AppConfig
+
+    reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [p for p in _setting_paths(AppConfig) if f"`{p}`" not in reference]
+    assert missing == []
