@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("validate", cmd_validate, "check a config and its rules; list every problem"),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+        p.add_argument("--config", default=DEFAULT_CONFIG,
+                       help="config file (default: %(default)s)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.set_defaults(func=func)
         if name == "demo":

@@ -219,10 +219,10 @@ def phase_open(config: LoadedConfig, args: argparse.Namespace) -> dict[str, Any]
 
 
 def _shape(path: str) -> str:
-    out = []
+    out: list[str] = []
     for part in path.split("?")[0].split("/"):
         stem, dot, ext = part.partition(".")
-        if stem.isdigit():
+        if stem.isdigit() and out[-1:] != ["api"]:  # ids, but not the 2 of /rest/api/2/
             part = "{id}" + dot + ext
         elif re.fullmatch(r"[A-Z][A-Z0-9]+-\d+", part):
             part = "{key}"
@@ -436,11 +436,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--config", default=str(ROOT / "config.yaml"))
     p.add_argument("--only", default="", help="comma list of phases: closed,receiver,open,"
                    "escalate (default all)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds of the closed-loop window (default 10, quick 2)")
+    p.add_argument("--connections", type=int, default=8, help="closed-loop client connections")
     args = p.parse_args()
     full = not args.quick
-    args.connections = 8
     args.warmup = 1.0 if full else 0.5
-    args.duration = 10.0 if full else 2.0
+    if args.duration is None:
+        args.duration = 10.0 if full else 2.0
     args.max_rate = 4000  # requests precomputed per second of closed-loop run (upper bound)
     args.drain_timeout = 300.0 if full else 20.0
     args.open_rate = 200.0

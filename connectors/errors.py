@@ -14,7 +14,7 @@ so that the dispatcher can decide what to do from the class alone::
         │   ├── NotFoundError       404 / 410
         │   ├── ConflictError       409 (Zendesk safe update: re-read and re-apply)
         │   └── InvalidRequestError 400 / 422 and other 4xx
-        └── SkippableError          the target is gone for good (a deleted ticket): record and move on
+        └── SkippableError          the target is gone for good (a deleted ticket): move on
 
 ``RetriableError.ambiguous`` is true when the request may have reached the vendor and been
 applied (read timeout, connection reset after sending, 5xx): a write that failed that way must be

@@ -50,7 +50,8 @@ class ZendeskSettings(_Model):
         description="custom ticket fields by the name rules use -> Zendesk field id",
     )
     requests_per_minute: int = Field(
-        100, gt=0, description="ceiling for this connector's calls (Zendesk ticket updates: 100/min)"
+        100, gt=0,
+        description="ceiling for this connector's calls (Zendesk ticket updates: 100/min)",
     )
     http: HttpSettings = HttpSettings()
 

@@ -91,7 +91,7 @@ class Positions:
         return Positions(self.file, lines)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """Safe loader; mapping keys must be unique (YAML says so, PyYAML does not check)."""
 
 
@@ -116,7 +116,10 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Pr
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
-    """Parse one YAML document safely; raise :class:`ProblemsError` on syntax errors or duplicate keys."""
+    """Parse one YAML document safely.
+
+    Raises :class:`ProblemsError` on syntax errors or duplicate keys.
+    """
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

@@ -64,7 +64,8 @@ def zendesk_ticket(spec: dict[str, Any], field_ids: dict[str, int], *,
 def _edit(change: dict[str, Any], field_ids: dict[str, int]) -> dict[str, Any]:
     out = {k: v for k, v in change.items() if k != "fields"}
     if "fields" in change:
-        out["custom_fields"] = [{"id": field_ids[n], "value": v} for n, v in change["fields"].items()]
+        out["custom_fields"] = [{"id": field_ids[n], "value": v}
+                                for n, v in change["fields"].items()]
     return out
 
 

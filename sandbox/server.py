@@ -8,8 +8,8 @@ that a fault can abort the socket (RST) after a write has landed.
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import socket
 import socketserver
 import struct

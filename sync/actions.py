@@ -82,7 +82,7 @@ def _issue_dict(issue: IssueRef) -> dict[str, Any]:
 
 
 def _find_created(ctx: ActionContext, label: str) -> IssueRef | None:
-    issue = ctx.jira.find_issue_by_label(label)
+    issue: IssueRef | None = ctx.jira.find_issue_by_label(label)
     if issue is None and ctx.jira_search_lag > 0:
         # Search lags writes: an issue created a moment ago may not be found yet.
         ctx.sleep(ctx.jira_search_lag)

@@ -196,7 +196,8 @@ def _pydantic_problems(exc: ValidationError, positions: Positions) -> list[Probl
 def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> LoadedConfig:
     """Read, resolve and validate a config file and its rules.
 
-    ``env`` (default: the process environment) resolves ``${VAR}`` references. Raises ``rules.source.ProblemsError`` listing every problem (config and rules) at once.
+    ``env`` (default: the process environment) resolves ``${VAR}`` references. Raises
+    ``rules.source.ProblemsError`` listing every problem (config and rules) at once.
     """
     path = Path(path)
     environ = dict(os.environ if env is None else env)

@@ -33,7 +33,8 @@ log = logging.getLogger("switchboard.dispatcher")
 class Dispatcher:
     """Runs intents through their handlers; safe to call from several worker threads."""
 
-    def __init__(self, store: Store, handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
+    def __init__(self, store: Store,
+                 handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
                  *, zendesk: Any, jira: Any, jira_search_lag: float, max_attempts: int,
                  lease_seconds: float, backoff_base: float, backoff_cap: float,
                  sleep: Callable[[float], None] = time.sleep) -> None:

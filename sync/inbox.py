@@ -83,15 +83,16 @@ def accept_in(
                 else "change"
             return AcceptResult(False, row.id, by)
     now = utcnow()
-    inbox_id = conn.execute(
+    result = conn.execute(
         sa.insert(inbox).values(
             source=source, kind=kind, entity_key=entity_key, change_key=change_key,
             delivery_id=delivery_id, payload=dict(payload), status=status, attempts=0,
             available_at=now, received_at=now,
             processed_at=now if status != "pending" else None, outcome=outcome,
         )
-    ).inserted_primary_key[0]
-    return AcceptResult(True, int(inbox_id))
+    )
+    assert result.inserted_primary_key is not None
+    return AcceptResult(True, int(result.inserted_primary_key[0]))
 
 
 def accept(store: Store, **kwargs: Any) -> AcceptResult:

@@ -73,9 +73,10 @@ class ZendeskPoller:
                     if backfill:
                         put_snapshot(conn, ticket)
                         continue
-                    created = ticket.created_at is not None and ticket.created_at == ticket.updated_at
+                    created = ticket.created_at == ticket.updated_at
                     result = inbox.accept_in(
-                        conn, source="zendesk", kind="poll", entity_key=f"zendesk:ticket:{ticket.id}",
+                        conn, source="zendesk", kind="poll",
+                        entity_key=f"zendesk:ticket:{ticket.id}",
                         change_key=f"zendesk:ticket:{ticket.id}:{ticket.to_dict()['updated_at']}",
                         payload={"style": "poll", "complete": True,
                                  "hint": "ticket.created" if created else "ticket.updated",

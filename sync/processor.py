@@ -120,7 +120,8 @@ class EventProcessor:
             return self._process(item)
         except RetriableError as exc:
             if item.attempts >= self.max_attempts:
-                return self._finish(item, "failed", f"gave up after {item.attempts} attempts: {exc}")
+                return self._finish(item, "failed",
+                                    f"gave up after {item.attempts} attempts: {exc}")
             delay = retry_delay(item.attempts, base=self.backoff_base, cap=self.backoff_cap,
                                 error=exc)
             with self.store.write() as conn:
@@ -242,7 +243,8 @@ class EventProcessor:
         if pending:
             # A bug is being created or linked for this ticket: rules must see it as linked,
             # or a second update could plan a second bug before the first one lands.
-            links["jira"] = (*links.get("jira", ()), *(f"pending:{r.idem_key[:12]}" for r in pending))
+            links["jira"] = (*links.get("jira", ()),
+                             *(f"pending:{r.idem_key[:12]}" for r in pending))
         return links
 
     def _order_key(self, action: str, params: Mapping[str, Any], namespace: Mapping[str, Any],
