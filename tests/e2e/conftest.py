@@ -51,8 +51,9 @@ def fast(config: LoadedConfig, **sections: dict[str, Any]) -> LoadedConfig:
 def make_hub(sb: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     hubs: list[Hub] = []
 
-    def start(config_path: Path = ROOT / "config.yaml", **sections: dict[str, Any]) -> Hub:
-        loaded = load_config(config_path, env={})
+    def start(config_path: Path = ROOT / "config.yaml", env: dict[str, str] | None = None,
+              **sections: dict[str, Any]) -> Hub:
+        loaded = load_config(config_path, env=env or {})
         hub = Hub(fast(sandboxed_config(loaded, sb, tmp_path / f"hub{len(hubs)}.db"),
                        **sections))
         hub.start()
