@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 import json
+import re
+import sys
 import signal
 import threading
 from collections import Counter
@@ -32,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sandbox import Sandbox
@@ -138,14 +141,14 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
         bugs.add_column(col)
     for issue in issues:
         remote = sb.jira.remote_links(issue["key"])
-        bugs.add_row(issue["key"], issue["fields"]["summary"],
+        bugs.add_row(issue["key"], escape(issue["fields"]["summary"]),
                      ", ".join(issue["fields"].get("labels") or []), str(len(remote)))
     console.print(bugs)
 
     linked = Table(title="Tickets linked to bugs, and what was written back to them")
     for col in ("ticket", "heard via", "subject", "bug", "jira_key field", "tags added",
                 "internal note"):
-        linked.add_column(col)
+        linked.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
     notes = 0
     key_field = str(hub.config.app.connectors.zendesk.custom_fields.get("jira_key", ""))
     for row in link_rows:
@@ -156,9 +159,9 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
         field_value = next((f["value"] for f in ticket.get("custom_fields", [])
                             if str(f["id"]) == key_field), None)
         added = [t for t in ticket["tags"] if t == "jira_linked" or t.startswith("switchboard_")]
-        linked.add_row(str(row.ticket_id), spec.get("delivery", "?"), ticket["subject"][:48],
+        linked.add_row(str(row.ticket_id), spec.get("delivery", "?"), escape(ticket["subject"]),
                        row.ref, str(field_value), ", ".join(added),
-                       internal[-1]["body"][:60] if internal else "—")
+                       internal[-1]["body"].split(" (")[0] if internal else "—")
     console.print(linked)
 
     by_source = Counter(f"{kind}" for _source, kind, _o in outcomes)
@@ -186,14 +189,14 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
 
 
 def _shape(path: str) -> str:
-    parts = ["{id}" if p.isdigit() or (p.split("-")[-1].isdigit() and "-" in p) else p
-             for p in path.split("?")[0].split("/")]
-    return "/".join(parts).replace("{id}.json", "{id}.json")
+    """``/api/v2/tickets/1012.json`` -> ``/api/v2/tickets/{id}.json``; Jira keys -> ``{key}``."""
+    path = re.sub(r"/\d{3,}(?=\.json|/|$)", "/{id}", path.split("?")[0])
+    return re.sub(r"/[A-Z][A-Z0-9_]+-\d+(?=/|$)", "/{key}", path)
 
 
 def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) -> int:
     """Run the hub against a fresh sandbox; with ``feed_sample`` play and report the sample."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     app = config.app
     field_ids = dict(app.connectors.zendesk.custom_fields)
     sample = load_sample()
