@@ -147,6 +147,7 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
     counts: dict[str, int] = {}
     latencies: list[float] = []
     service: list[float] = []
+    queued: list[float] = []
     lateness: list[float] = []
     rate = spec["rate"]
     total = len(requests)
@@ -158,6 +159,7 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            lateness.append(loop.time() - due)  # the client's own timer slack
             queue.put_nowait((i, due))
         for _ in conns:
             queue.put_nowait(None)
@@ -171,7 +173,7 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
             _tally(counts, status, body)
             latencies.append(end - due)
             service.append(end - sent)
-            lateness.append(sent - due)
+            queued.append(sent - due)
 
     await asyncio.gather(scheduler(), *(client(r, w) for r, w in conns))
     elapsed = loop.time() - t0
@@ -179,7 +181,9 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
         w.close()
     return {"mode": "open", "sent": total, "counts": counts, "rate_target": rate,
             "rate_achieved": total / elapsed, "latency_from_schedule": _summary(latencies),
-            "latency_from_send": _summary(service), "send_lateness": _summary(lateness)}
+            "latency_from_send": _summary(service),
+            "wait_for_free_connection": _summary(queued),
+            "scheduler_lateness": _summary(lateness)}
 
 
 def main() -> None:

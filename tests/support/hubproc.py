@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 import copy
+import json
 import os
 import signal
 import socket
@@ -58,7 +59,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_until(predicate: Callable[[], T], timeout: float, *, interval: float = 0.1,
                message: str | Callable[[], str] = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy (returned); AssertionError on timeout."""
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Raises AssertionError (with ``message``) on timeout."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -319,7 +322,6 @@ class StoreReader:
             return False
         value = rows[0].value
         if isinstance(value, str):
-            import json
             value = json.loads(value)
         return not value.get("backfill")
 
