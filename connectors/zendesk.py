@@ -13,7 +13,8 @@ from __future__ import annotations
 
 __all__ = ["ZendeskConnector", "ticket_from_api"]
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,21 @@ from connectors.models import ExportPage, Ticket, TicketUpdate, format_time, par
 from connectors.settings import ZendeskSettings
 
 VENDOR = "zendesk"
+
+
+@contextmanager
+def _ticket_call(ticket_id: int, what: str) -> Iterator[None]:
+    """Translate transport errors; a 404 on a ticket means it is gone: :class:`SkippableError`."""
+    try:
+        with translate_transport_errors(VENDOR, what):
+            yield
+    except NotFoundError as exc:
+        raise SkippableError(
+            f"{VENDOR}: ticket {ticket_id} not found (deleted?)",
+            vendor=VENDOR,
+            status=exc.status,
+            detail=exc.detail,
+        ) from exc
 
 
 class ZendeskConnector:
@@ -89,16 +105,8 @@ class ZendeskConnector:
         """
         ticket_id = _positive_id(ticket_id)
         what = f"get ticket {ticket_id}"
-        try:
-            with translate_transport_errors(VENDOR, what):
-                result = self._client.tickets(id=ticket_id)
-        except NotFoundError as exc:
-            raise SkippableError(
-                f"{VENDOR}: ticket {ticket_id} not found (deleted?)",
-                vendor=VENDOR,
-                status=exc.status,
-                detail=exc.detail,
-            ) from exc
+        with _ticket_call(ticket_id, what):
+            result = self._client.tickets(id=ticket_id)
         return self._to_ticket(result, what)
 
     def export_page(
@@ -155,16 +163,8 @@ class ZendeskConnector:
         for key, value in payload.items():
             setattr(zticket, key, value)
         what = f"update ticket {ticket_id}"
-        try:
-            with translate_transport_errors(VENDOR, what):
-                result = self._client.tickets.update(zticket)
-        except NotFoundError as exc:
-            raise SkippableError(
-                f"{VENDOR}: ticket {ticket_id} not found (deleted?)",
-                vendor=VENDOR,
-                status=exc.status,
-                detail=exc.detail,
-            ) from exc
+        with _ticket_call(ticket_id, what):
+            result = self._client.tickets.update(zticket)
         # The answer is {"ticket", "audit"}, which zenpy turns into a TicketAudit.
         return self._to_ticket(getattr(result, "ticket", result), what)
 

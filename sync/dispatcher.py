@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.errors import ConnectorError, RetriableError, SkippableError, SwitchboardError
+from connectors.errors import SwitchboardError
 from rules import render_params
 from rules.actions import ACTIONS
 from sync import outbox
 from sync.actions import ActionContext, ActionOutcome
-from sync.processor import retry_delay
+from sync.retry import RetryPolicy
 from sync.store import Store
 
 log = logging.getLogger("switchboard.dispatcher")
@@ -35,18 +35,15 @@ class Dispatcher:
 
     def __init__(self, store: Store,
                  handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
-                 *, zendesk: Any, jira: Any, jira_search_lag: float, max_attempts: int,
-                 lease_seconds: float, backoff_base: float, backoff_cap: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 *, zendesk: Any, jira: Any, jira_search_lag: float, retry: RetryPolicy,
+                 lease_seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.handlers = handlers
         self.zendesk = zendesk
         self.jira = jira
         self.jira_search_lag = jira_search_lag
-        self.max_attempts = max_attempts
+        self.retry = retry
         self.lease_seconds = lease_seconds
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
         self.sleep = sleep
 
     def run_once(self, worker: str, limit: int = 1) -> int:
@@ -78,27 +75,17 @@ class Dispatcher:
                             sleep=self.sleep, progress=dict(item.progress))
         try:
             outcome = handler(ctx)
-        except RetriableError as exc:
-            if item.attempts >= self.max_attempts:
-                return self._record(item, "dead",
-                                    error=f"gave up after {item.attempts} attempts: {exc}")
-            delay = retry_delay(item.attempts, base=self.backoff_base, cap=self.backoff_cap,
-                                error=exc)
-            log.warning("intent %s (%s) attempt %s failed, retry in %.1fs: %s",
-                        item.id, item.action, item.attempts, delay, exc)
-            return self._record(item, "pending", error=str(exc), retry_in=delay)
-        except SkippableError as exc:
-            return self._record(item, "skipped", error=str(exc))
-        except (ConnectorError, SwitchboardError) as exc:
-            return self._record(item, "dead", error=str(exc))
         except Exception as exc:
-            # An unexpected bug: keep the intent (bounded), with the reason, rather than lose it.
-            log.exception("intent %s (%s) raised unexpectedly", item.id, item.action)
-            if item.attempts >= self.max_attempts:
-                return self._record(item, "dead", error=f"{type(exc).__name__}: {exc}")
-            return self._record(item, "pending", error=f"{type(exc).__name__}: {exc}",
-                                retry_in=retry_delay(item.attempts, base=self.backoff_base,
-                                                     cap=self.backoff_cap))
+            if not isinstance(exc, SwitchboardError):
+                log.exception("intent %s (%s) raised unexpectedly", item.id, item.action)
+            verdict = self.retry.judge(exc, item.attempts)
+            if verdict.kind == "retry":
+                log.warning("intent %s (%s) attempt %s failed, retry in %.1fs: %s",
+                            item.id, item.action, item.attempts, verdict.retry_in, exc)
+                return self._record(item, "pending", error=verdict.reason,
+                                    retry_in=verdict.retry_in)
+            return self._record(item, "skipped" if verdict.kind == "skip" else "dead",
+                                error=verdict.reason)
         with self.store.write() as conn:
             if outcome.on_commit is not None:
                 outcome.on_commit(conn)

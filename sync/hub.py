@@ -31,6 +31,7 @@ from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
+from sync.retry import RetryPolicy
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
 from sync.store import Store, utcnow
@@ -49,17 +50,16 @@ class Hub:
         zd, jr = app.connectors.zendesk, app.connectors.jira
         self.zendesk = zendesk or ZendeskConnector(zd, limiter=RateLimiter(zd.requests_per_minute))
         self.jira = jira or JiraConnector(jr, limiter=RateLimiter(jr.requests_per_minute))
+        backoff = {"base": app.dispatcher.backoff_base_seconds,
+                   "cap": app.dispatcher.backoff_max_seconds}
         self.processor = EventProcessor(
-            self.store, config.rules, self.zendesk, max_attempts=app.inbox.max_attempts,
-            custom_fields=tuple(zd.custom_fields),
-            backoff_base=app.dispatcher.backoff_base_seconds,
-            backoff_cap=app.dispatcher.backoff_max_seconds)
+            self.store, config.rules, self.zendesk, custom_fields=tuple(zd.custom_fields),
+            retry=RetryPolicy(app.inbox.max_attempts, **backoff))
         self.dispatcher = Dispatcher(
             self.store, HANDLERS, zendesk=self.zendesk, jira=self.jira,
-            jira_search_lag=jr.search_lag_seconds, max_attempts=app.dispatcher.max_attempts,
-            lease_seconds=app.dispatcher.lease_seconds,
-            backoff_base=app.dispatcher.backoff_base_seconds,
-            backoff_cap=app.dispatcher.backoff_max_seconds)
+            jira_search_lag=jr.search_lag_seconds,
+            retry=RetryPolicy(app.dispatcher.max_attempts, **backoff),
+            lease_seconds=app.dispatcher.lease_seconds)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
         self._stop = threading.Event()

@@ -14,22 +14,22 @@ For a ticket event the processor
 
 from __future__ import annotations
 
-__all__ = ["EventProcessor", "diff_tickets", "retry_delay"]
+__all__ = ["EventProcessor", "diff_tickets"]
 
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import ConnectorError, RateLimitedError, RetriableError, SkippableError
+from connectors.errors import SwitchboardError
 from connectors.models import Ticket, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate, plan, render_params
-from rules.model import Condition, FieldCondition, Not
+from rules.model import Condition, FieldCondition, Not, thaw
 from sync import inbox as inbox_mod
 from sync.links import links_for_ticket
 from sync.outbox import add_intent
+from sync.retry import RetryPolicy
 from sync.schema import decisions, outbox
 from sync.state import get_snapshot, is_own_write, put_snapshot
 from sync.store import Store, utcnow
@@ -38,15 +38,6 @@ log = logging.getLogger("switchboard.processor")
 
 CREATE_BUG = "jira.create_or_link_bug"
 _DIFF_IGNORE = ("updated_at", "url")
-
-
-def retry_delay(attempt: int, *, base: float, cap: float, error: Exception | None = None) -> float:
-    """Jittered exponential backoff; a rate limit's Retry-After is a floor, never shortened."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
-    if isinstance(error, RateLimitedError):
-        delay = max(delay, error.retry_after)
-    return delay
 
 
 def _norm(value: Any) -> Any:
@@ -97,16 +88,13 @@ def _has_field(fields: Mapping[str, Any], path: str) -> bool:
 class EventProcessor:
     """Processes claimed inbox events; one instance is shared by the inbox worker threads."""
 
-    def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, max_attempts: int,
-                 custom_fields: tuple[str, ...] = (), backoff_base: float = 2.0,
-                 backoff_cap: float = 300.0) -> None:
+    def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, retry: RetryPolicy,
+                 custom_fields: tuple[str, ...] = ()) -> None:
         self.store = store
         self.custom_fields = custom_fields
         self.rules = rules
         self.zendesk = zendesk
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = retry
 
     def set_rules(self, rules: RuleSet) -> None:
         """Swap in a new, already validated rule set (a bad one never gets this far)."""
@@ -118,29 +106,16 @@ class EventProcessor:
         """Handle one claimed event end to end; returns the outcome recorded for it."""
         try:
             return self._process(item)
-        except RetriableError as exc:
-            if item.attempts >= self.max_attempts:
-                return self._finish(item, "failed",
-                                    f"gave up after {item.attempts} attempts: {exc}")
-            delay = retry_delay(item.attempts, base=self.backoff_base, cap=self.backoff_cap,
-                                error=exc)
-            with self.store.write() as conn:
-                inbox_mod.release(conn, item.id, "pending", f"retrying: {exc}", retry_in=delay)
-            return f"retry in {delay:.1f}s: {exc}"
-        except SkippableError as exc:
-            return self._finish(item, "done", f"skipped: {exc}")
-        except ConnectorError as exc:
-            return self._finish(item, "failed", str(exc))
         except Exception as exc:
-            # A bug, not bad input: keep the event (bounded retries) with the reason.
-            log.exception("event %s raised unexpectedly", item.id)
-            if item.attempts >= self.max_attempts:
-                return self._finish(item, "failed", f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, SwitchboardError):
+                log.exception("event %s raised unexpectedly", item.id)
+            verdict = self.retry.judge(exc, item.attempts)
+        if verdict.kind == "retry":
             with self.store.write() as conn:
-                inbox_mod.release(conn, item.id, "pending", f"{type(exc).__name__}: {exc}",
-                                  retry_in=retry_delay(item.attempts, base=self.backoff_base,
-                                                       cap=self.backoff_cap))
-            return f"error: {exc}"
+                inbox_mod.release(conn, item.id, "pending", f"retrying: {verdict.reason}",
+                                  retry_in=verdict.retry_in)
+            return f"retry in {verdict.retry_in:.1f}s: {verdict.reason}"
+        return self._finish(item, "done" if verdict.kind == "skip" else "failed", verdict.reason)
 
     def _finish(self, item: inbox_mod.InboxItem, status: str, outcome: str) -> str:
         with self.store.write() as conn:
@@ -276,8 +251,8 @@ class EventProcessor:
                                 rule_id=rule.id, action=intent.action, ticket_id=ticket.id,
                                 order_key=self._order_key(intent.action, intent.params,
                                                           namespace, ticket.id),
-                                depends_on=intent.depends_on, params=_jsonable(intent.params),
-                                context=_jsonable(namespace),
+                                depends_on=intent.depends_on, params=thaw(intent.params),
+                                context=thaw(namespace),
                                 status="pending" if rule.mode == "live" else "shadow"))
                     except Exception as exc:  # a template that cannot render is a rule error
                         trace["error"] = f"planning failed: {exc}"
@@ -300,11 +275,3 @@ class EventProcessor:
             inbox_mod.release(conn, item.id, "done", outcome)
         log.info("event %s ticket %s: %s", item.id, ticket.id, outcome)
         return outcome
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
