@@ -149,6 +149,7 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
     service: list[float] = []
     queued: list[float] = []
     lateness: list[float] = []
+    series: list[tuple[float, float]] = []  # (due offset, latency), returned if spec["raw"]
     rate = spec["rate"]
     total = len(requests)
     t0 = loop.time() + 0.05
@@ -172,6 +173,7 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
             end = loop.time()
             _tally(counts, status, body)
             latencies.append(end - due)
+            series.append((round(due - t0, 4), round(end - due, 4)))
             service.append(end - sent)
             queued.append(sent - due)
 
@@ -179,7 +181,8 @@ async def run_open(spec: dict, requests: list[bytes]) -> dict:
     elapsed = loop.time() - t0
     for _r, w in conns:
         w.close()
-    return {"mode": "open", "sent": total, "counts": counts, "rate_target": rate,
+    extra = {"series": sorted(series)} if spec.get("raw") else {}
+    return {**extra, "mode": "open", "sent": total, "counts": counts, "rate_target": rate,
             "rate_achieved": total / elapsed, "latency_from_schedule": _summary(latencies),
             "latency_from_send": _summary(service),
             "wait_for_free_connection": _summary(queued),

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -397,11 +397,12 @@ def report(results: dict[str, Any]) -> str:
            + (" — WHAT-IF run: hub patched to use TCP_NODELAY" if results["what_if_nodelay"]
               else "")]
     rows = []
-    for key, label in (("closed_loop", "1. accepted/s, closed loop, inbox workers running"),
-                       ("closed_loop_receiver_only", "1b. accepted/s, closed loop, workers parked")):
+    for key, label in (
+            ("closed_loop", "1. accepted/s, closed loop, inbox workers running"),
+            ("closed_loop_receiver_only", "1b. accepted/s, closed loop, workers parked")):
         r = results.get(key)
         if r:
-            rows.append([label, r["rate_per_s"], f">= 1,000/s",
+            rows.append([label, r["rate_per_s"], ">= 1,000/s",
                          f"{r['counts']} rows={r['inbox_rows']} durable_ok={r['durable_check_ok']}"
                          f" hub_cpu={r['hub_process_cpu_cores']:.2f} cores "
                          f"lat p50/p99={_fmt(r['latency_under_saturation']['p50_ms'])}/"
@@ -418,7 +419,7 @@ def report(results: dict[str, Any]) -> str:
         lat = r["latency_from_schedule"]
         rows.append([label.format(q="p50", rate=r["rate_target"]), lat["p50_ms"], "", ""])
         rows.append([label.format(q="p99", rate=r["rate_target"]), lat["p99_ms"], "< 25 ms",
-                     f"max={_fmt(lat['max_ms'])} sent at {r['rate_achieved']:.1f}/s, "
+                     f"max={_fmt(lat['max_ms'])} answered at {r['rate_achieved']:.1f}/s, "
                      f"from-send p99={_fmt(r['latency_from_send']['p99_ms'])} ms, "
                      f"client timer slack p99={_fmt(r['scheduler_lateness']['p99_ms'], 2)} ms "
                      f"{r['counts']} rows={r['inbox_rows']} durable_ok={r['durable_check_ok']} "
@@ -494,7 +495,8 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job starts ignoring it
+        signal.signal(sig, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     if args.what_if_nodelay:
@@ -512,12 +514,10 @@ def main() -> int:
         "config": str(Path(args.config).resolve()),
         "what_if_nodelay": args.what_if_nodelay,
     }
-    try:
+    with suppress(OSError):
         results["git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
             check=False).stdout.strip()
-    except OSError:
-        pass
     started = time.monotonic()
     try:
         if want("closed"):
@@ -549,11 +549,12 @@ def main() -> int:
         print("interrupted; hub, sandbox and load generator stopped", file=sys.stderr)
         return 130
     results["wall_s"] = time.monotonic() - started
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    out = OUT.with_name("webhooks-what-if-nodelay.json") if args.what_if_nodelay else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print()
     print(report(results))
-    print(f"\n(total {results['wall_s']:.0f} s; JSON: {OUT.relative_to(ROOT)})")
+    print(f"\n(total {results['wall_s']:.0f} s; JSON: {out.relative_to(ROOT)})")
     return 0
 
 

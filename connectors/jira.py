@@ -174,12 +174,15 @@ class JiraConnector:
     def _ref(self, raw: Any, what: str) -> IssueRef:
         if not isinstance(raw, dict) or not raw.get("key") or raw.get("id") is None:
             raise FatalError(f"{VENDOR}: {what}: response has no issue key", vendor=VENDOR)
-        status = None
+        status = category = None
         fields = raw.get("fields")
         if isinstance(fields, dict) and isinstance(fields.get("status"), dict):
             status = fields["status"].get("name")
+            if isinstance(fields["status"].get("statusCategory"), dict):
+                category = fields["status"]["statusCategory"].get("key")
         key = str(raw["key"])
-        return IssueRef(id=str(raw["id"]), key=key, url=self.browse_url(key), status=status)
+        return IssueRef(id=str(raw["id"]), key=key, url=self.browse_url(key), status=status,
+                        status_category=category)
 
 
 def _label(label: str) -> str:

@@ -175,6 +175,12 @@ class IssueRef:
     key: str
     url: str
     status: str | None = None
+    status_category: str | None = None
+
+    @property
+    def is_done(self) -> bool:
+        """True when Jira puts the status in the Done category (resolved, closed, ...)."""
+        return (self.status_category or "").lower() == "done"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,45 @@ from __future__ import annotations
 
 __all__ = ["HttpSettings", "JiraSettings", "ZendeskSettings"]
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _https_url(value: str) -> str:
+    """``value`` without a trailing slash, if it is an https URL (or http on loopback).
+
+    The connectors send the API token with every request (Basic auth), so plain http would put it
+    on the wire in cleartext; only the sandbox on this machine may use it.
+    """
+    value = value.rstrip("/")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError("not a URL; expected https://host[:port]") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("not a URL; expected https://host[:port]")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            "must use https://: over http:// the API token (Basic auth) would travel in "
+            "cleartext; plain http is allowed only for a loopback host (127.0.0.1, localhost, ::1)"
+        )
+    return value
 
 
 class HttpSettings(_Model):
@@ -43,7 +77,7 @@ class ZendeskSettings(_Model):
     base_url: str | None = Field(
         None,
         description="override https://<subdomain>.zendesk.com (the sandbox uses this); "
-        "scheme://host[:port], no path",
+        "https://host[:port], no path; http:// only on a loopback host",
     )
     custom_fields: dict[str, int] = Field(
         default_factory=dict,
@@ -57,14 +91,17 @@ class ZendeskSettings(_Model):
 
     @field_validator("base_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _https_only(cls, value: str | None) -> str | None:
+        return _https_url(value) if value else value
 
 
 class JiraSettings(_Model):
     """A Jira Cloud site, reached through the ``jira`` client with an API token."""
 
-    url: str = Field(min_length=1, description="https://<site>.atlassian.net")
+    url: str = Field(
+        min_length=1,
+        description="https://<site>.atlassian.net; http:// only on a loopback host (the sandbox)",
+    )
     email: str = Field(min_length=3)
     api_token: SecretStr
     requests_per_minute: int = Field(300, gt=0)
@@ -78,5 +115,5 @@ class JiraSettings(_Model):
 
     @field_validator("url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _https_only(cls, value: str) -> str:
+        return _https_url(value)

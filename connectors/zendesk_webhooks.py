@@ -11,8 +11,12 @@ Two payload shapes reach ``POST /webhooks/zendesk``:
   *complete* when every configured custom field is present.
 
 A correctly signed payload of a type Switchboard does not handle becomes :class:`IgnoredWebhook`
-(the receiver answers 2xx: Zendesk counts 4xx answers against the webhook's circuit breaker).
-A payload of a handled type that is malformed raises :class:`WebhookPayloadError`.
+(the receiver answers 2xx: Zendesk counts 4xx answers against the webhook's circuit breaker) — an
+event subscription for something other than a ticket, or a trigger body whose ``event`` is
+neither ``ticket.created`` nor ``ticket.updated``. A payload of a handled type that is malformed
+raises :class:`WebhookPayloadError`: ids must be positive integers below 2**63; timestamps must
+carry ``Z`` or a UTC offset; ``updated_at`` may not lie further in the future than the tolerance
+(the snapshot never moves back, so such a stamp would hide every later change of the ticket).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ __all__ = [
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.models import format_time, parse_time
@@ -48,6 +52,15 @@ CORE_FIELDS = (
 )
 _ID_FIELDS = ("requester_id", "organization_id", "assignee_id", "group_id")
 _LOWER_FIELDS = ("status", "priority", "type")
+_HANDLED_TRIGGER_EVENTS = ("ticket.created", "ticket.updated")
+#: Ids are stored in signed 64-bit columns.
+_MAX_ID = 2**63 - 1
+#: Default for how far ``updated_at`` may lie in the future (the receiver passes its own).
+DEFAULT_FUTURE_TOLERANCE_SECONDS = 300.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class WebhookPayloadError(ValueError):
@@ -103,25 +116,44 @@ def verify_zendesk_signature(
     return ok
 
 
-def _int_or_none(value: Any, name: str) -> int | None:
+def _id_or_none(value: Any, name: str) -> int | None:
+    """A Zendesk id (a JSON integer or a string of digits), or None for null / ``""``."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise WebhookPayloadError(f"{name} must be an id, got a boolean")
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise WebhookPayloadError(f"{name} must be an id, got {value!r}") from exc
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise WebhookPayloadError(f"{name} must be an id, got {type(value).__name__}")
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and not (text.isascii() and text.isdigit()):
+        raise WebhookPayloadError(f"{name} must be an id, got {value!r}")
+    number = int(text) if text is not None else int(value)
+    if not 0 < number <= _MAX_ID:
+        raise WebhookPayloadError(f"{name} must be a positive integer below 2**63, got {value!r}")
+    return number
 
 
 def _time(value: Any, name: str, *, required: bool = False) -> datetime | None:
+    """An ISO-8601 stamp with ``Z`` or an offset -> aware UTC; a naive one is refused (which zone
+    it meant is a guess, and a wrong guess shifts ``updated_at`` by hours)."""
+    if value is None or value == "":
+        if required:
+            raise WebhookPayloadError(f"{name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise WebhookPayloadError(f"{name} must be an ISO-8601 timestamp string, "
+                                  f"got {type(value).__name__}")
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
     try:
-        parsed = parse_time(value)
-    except (TypeError, ValueError) as exc:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
         raise WebhookPayloadError(f"{name} is not an ISO-8601 timestamp: {value!r}") from exc
-    if parsed is None and required:
-        raise WebhookPayloadError(f"{name} is missing")
-    return parsed
+    if parsed.tzinfo is None:
+        raise WebhookPayloadError(f"{name} has no UTC offset or 'Z': {value!r}")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is past datetime.max in UTC
+        raise WebhookPayloadError(f"{name} is out of range: {value!r}") from exc
 
 
 def _text(value: Any, name: str) -> str | None:
@@ -142,15 +174,21 @@ def _tags(value: Any) -> list[str]:
     raise WebhookPayloadError("tags must be a list of strings or a space-separated string")
 
 
-def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Vendor ticket fields (strings, capitalised enums) -> Ticket.to_dict() fragments."""
+def _normalise(raw: Mapping[str, Any], latest: datetime) -> dict[str, Any]:
+    """Vendor ticket fields (strings, capitalised enums) -> Ticket.to_dict() fragments.
+
+    ``latest`` is the newest ``updated_at`` believed (now + tolerance).
+    """
     out: dict[str, Any] = {}
-    ticket_id = _int_or_none(raw.get("id"), "ticket id")
+    ticket_id = _id_or_none(raw.get("id"), "ticket id")
     if ticket_id is None:
         raise WebhookPayloadError("ticket id is missing")
     out["id"] = ticket_id
     updated = _time(raw.get("updated_at"), "updated_at", required=True)
     assert updated is not None
+    if updated > latest:
+        raise WebhookPayloadError(f"updated_at {format_time(updated)} is in the future "
+                                  f"(later than {format_time(latest)})")
     out["updated_at"] = format_time(updated)
     if "created_at" in raw:
         created = _time(raw.get("created_at"), "created_at")
@@ -166,18 +204,19 @@ def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["tags"] = _tags(raw.get("tags"))
     for name in _ID_FIELDS:
         if name in raw:
-            out[name] = _int_or_none(raw.get(name), name)
+            out[name] = _id_or_none(raw.get(name), name)
     return out
 
 
-def _parse_event(body: Mapping[str, Any], kind: str) -> ZendeskWebhookEvent | IgnoredWebhook:
+def _parse_event(body: Mapping[str, Any], kind: str,
+                 latest: datetime) -> ZendeskWebhookEvent | IgnoredWebhook:
     name = kind[len(EVENT_PREFIX):]
     if not name.startswith("ticket."):
         return IgnoredWebhook(kind, "not a ticket event")
     detail = body.get("detail")
     if not isinstance(detail, Mapping):
         raise WebhookPayloadError("event has no 'detail' object")
-    fields = _normalise(detail)
+    fields = _normalise(detail, latest)
     return ZendeskWebhookEvent(
         style="event",
         kind=kind,
@@ -189,14 +228,18 @@ def _parse_event(body: Mapping[str, Any], kind: str) -> ZendeskWebhookEvent | Ig
     )
 
 
-def _parse_trigger(body: Mapping[str, Any], field_ids: Mapping[str, int]) -> ZendeskWebhookEvent:
+def _parse_trigger(body: Mapping[str, Any], field_ids: Mapping[str, int],
+                   latest: datetime) -> ZendeskWebhookEvent | IgnoredWebhook:
+    hint = body.get("event") or "ticket.updated"
+    if not isinstance(hint, str):
+        raise WebhookPayloadError(f"event must be text, got {type(hint).__name__}")
+    if hint not in _HANDLED_TRIGGER_EVENTS:
+        return IgnoredWebhook(f"trigger:{hint}", "trigger event is neither ticket.created nor "
+                                                 "ticket.updated")
     ticket = body.get("ticket")
     if not isinstance(ticket, Mapping):
         raise WebhookPayloadError("trigger body has no 'ticket' object")
-    hint = body.get("event") or "ticket.updated"
-    if hint not in ("ticket.created", "ticket.updated"):
-        raise WebhookPayloadError(f"event must be ticket.created or ticket.updated, got {hint!r}")
-    fields = _normalise(ticket)
+    fields = _normalise(ticket, latest)
     raw_custom = ticket.get("custom_fields") or {}
     if not isinstance(raw_custom, Mapping):
         raise WebhookPayloadError("custom_fields must be an object of field id -> value")
@@ -217,20 +260,26 @@ def _parse_trigger(body: Mapping[str, Any], field_ids: Mapping[str, int]) -> Zen
 
 
 def parse_zendesk_webhook(
-    body: Any, field_ids: Mapping[str, int]
+    body: Any,
+    field_ids: Mapping[str, int],
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    future_tolerance_seconds: float = DEFAULT_FUTURE_TOLERANCE_SECONDS,
 ) -> ZendeskWebhookEvent | IgnoredWebhook:
     """Turn a verified, JSON-decoded webhook body into an event, or say why it is ignored.
 
-    ``field_ids`` maps configured custom-field names to Zendesk ids. Raises
-    :class:`WebhookPayloadError` for a malformed payload of a handled type.
+    ``field_ids`` maps configured custom-field names to Zendesk ids; an ``updated_at`` later than
+    ``clock()`` + ``future_tolerance_seconds`` is refused. Raises :class:`WebhookPayloadError`
+    for a malformed payload of a handled type.
     """
     if not isinstance(body, Mapping):
         raise WebhookPayloadError("the body must be a JSON object")
+    latest = clock() + timedelta(seconds=future_tolerance_seconds)
     kind = body.get("type")
     if isinstance(kind, str) and kind.startswith(EVENT_PREFIX):
-        return _parse_event(body, kind)
+        return _parse_event(body, kind, latest)
     if body.get("switchboard") == TRIGGER_SCHEMA:
-        return _parse_trigger(body, field_ids)
+        return _parse_trigger(body, field_ids, latest)
     if isinstance(body.get("switchboard"), str):
         return IgnoredWebhook(str(body["switchboard"]), "unknown trigger template version")
     return IgnoredWebhook(str(kind) if kind else "unknown", "not a payload Switchboard handles")

@@ -6,21 +6,30 @@ marks the intent done) or raises from the ``connectors.errors`` tree. A handler 
 a crash or an ambiguous failure at any point, so each step checks what already happened:
 
 ``jira.create_or_link_bug``
-    1. an issue already recorded in the intent's progress, or the open bug of its dedupe key, is
-       reused; 2. if a create may already have been sent (``create_sent`` in the progress), search
-       for the intent's label, and search again after ``search_lag_seconds`` before concluding that
-       nothing was created (Jira's search lags writes); 3. otherwise create the issue with that
-       label; 4. upsert the ticket's remote link (a stable ``globalId``, which Jira upserts);
+    1. an issue already recorded in the intent's progress, or the bug of its dedupe key if Jira
+       says it is still open (one read), is reused; 2. if a create may already have been sent
+       (``create_sent`` in the progress), search for the intent's label, and search again after
+       ``search_lag_seconds`` before concluding that nothing was created (Jira's search lags
+       writes); 3. otherwise create the issue with that label; 4. upsert the ticket's remote
+       link (a stable ``globalId``, which Jira upserts);
        5. commit the ticket⇄issue link with the intent.
 ``zendesk.update``
     The note, the tags (with a marker tag naming the intent) and the custom fields travel in ONE
     safe update (``updated_stamp``); the marker's presence on a re-read proves an earlier attempt
-    landed. A 409 means an agent changed the ticket: re-read and re-apply, never overwrite.
+    landed. A 409 means an agent changed the ticket: re-read and re-apply, never overwrite. What
+    the write changes is recorded before it is sent, so that its echo is recognised as such.
 """
 
 from __future__ import annotations
 
-__all__ = ["HANDLERS", "ActionContext", "ActionOutcome", "marker_tag", "bug_label"]
+__all__ = [
+    "HANDLERS",
+    "MARKER_PREFIX",
+    "ActionContext",
+    "ActionOutcome",
+    "bug_label",
+    "marker_tag",
+]
 
 import logging
 import time
@@ -58,7 +67,7 @@ class ActionContext:
         """Durably note a step, before the side effect it guards."""
         self.progress.update(values)
         with self.store.write() as conn:
-            set_progress(conn, self.item.id, self.progress)
+            set_progress(conn, self.item.id, self.progress, owner=self.item.owner)
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,12 @@ def bug_label(idem_key: str) -> str:
     return f"switchboard-{idem_key[:20]}"
 
 
+MARKER_PREFIX = "switchboard_"
+
+
 def marker_tag(idem_key: str) -> str:
     """The Zendesk tag that proves one intent's update landed."""
-    return f"switchboard_{idem_key[:12]}"
+    return f"{MARKER_PREFIX}{idem_key[:12]}"
 
 
 def _issue_dict(issue: IssueRef) -> dict[str, Any]:
@@ -90,6 +102,17 @@ def _find_created(ctx: ActionContext, label: str) -> IssueRef | None:
     return issue
 
 
+def _open_bug(ctx: ActionContext, project: str, dedupe: str) -> IssueRef | None:
+    """The bug recorded for this dedupe key, if Jira still has it open."""
+    with ctx.store.read() as conn:
+        bug = find_bug(conn, project, dedupe)
+    if bug is None:
+        return None
+    # One read: engineers may have closed the bug since; a closed bug is never joined.
+    current: IssueRef = ctx.jira.get_issue(bug.jira_key)
+    return None if current.is_done else current
+
+
 def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
     params, item = ctx.params, ctx.item
     ticket = item.context["ticket"]
@@ -101,10 +124,7 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
     if ctx.progress.get("issue"):
         issue = IssueRef(**ctx.progress["issue"])
     if issue is None and dedupe:
-        with ctx.store.read() as conn:
-            bug = find_bug(conn, project, dedupe)
-        if bug is not None:
-            issue = IssueRef(bug.jira_id, bug.jira_key, bug.url, bug.status)
+        issue = _open_bug(ctx, project, dedupe)
     if issue is None:
         if ctx.progress.get("create_sent"):
             issue = _find_created(ctx, label)
@@ -125,7 +145,7 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
             if dedupe:
                 record_bug(conn, BugRecord(project, dedupe, issue.key, issue.id, issue.url,
                                            issue.status))
-            set_progress(conn, item.id, ctx.progress)
+            set_progress(conn, item.id, ctx.progress, owner=item.owner)
 
     ticket_url = str(ticket.get("url") or "")
     subject = str(ticket.get("subject") or "")
@@ -153,46 +173,53 @@ def zendesk_update(ctx: ActionContext) -> ActionOutcome:
     params, item = ctx.params, ctx.item
     ticket_id = int(item.ticket_id or item.context["ticket"]["id"])
     marker = marker_tag(item.idem_key)
+    # What this write changes, recorded before it is sent: the processor subtracts it from the
+    # ticket's next diff once the marker shows up, even before this intent is marked done.
+    delta: dict[str, Any] = {"marker": marker, "add_tags": [*params.get("add_tags", ()), marker],
+             "remove_tags": list(params.get("remove_tags", ())),
+             "fields": dict(params.get("fields") or {}), "status": params.get("status") or None}
     with ctx.store.read() as conn:
         snapshot = get_snapshot(conn, ticket_id)
     current: Ticket | None = snapshot
-    landed: Ticket | None = None
     if ctx.progress.get("sent") or current is None:
         current = ctx.zendesk.get_ticket(ticket_id)
         if marker in current.tags:
-            landed = current
-    stamp_base = current
+            # An earlier attempt landed. Its own stamp is unknown (this read may include later
+            # edits by agents), so nothing is recorded as Switchboard's: the marker speaks for it.
+            return ActionOutcome({"ticket_id": ticket_id, "marker": marker,
+                                  "confirmed_by": "re-read"})
     conflicts = 0
-    while landed is None:
+    while True:
         assert current is not None
         update = TicketUpdate(
             ticket_id=ticket_id, updated_stamp=current.updated_at,
             note=params.get("note") or None, public=bool(params.get("public", False)),
-            tags=_apply_tags(current.tags, [*params.get("add_tags", ()), marker],
-                             list(params.get("remove_tags", ()))),
-            custom_fields=dict(params.get("fields") or {}), status=params.get("status") or None)
+            tags=_apply_tags(current.tags, delta["add_tags"], delta["remove_tags"]),
+            custom_fields=delta["fields"], status=delta["status"])
         if not ctx.progress.get("sent"):
-            ctx.save_progress(sent=True)
+            ctx.save_progress(sent=True, delta=delta)
         try:
-            landed = ctx.zendesk.update_ticket(update)
+            landed: Ticket = ctx.zendesk.update_ticket(update)
+            break
         except ConflictError as exc:
             conflicts += 1
             current = ctx.zendesk.get_ticket(ticket_id)
             if marker in current.tags:
-                landed = current
-            elif conflicts >= MAX_CONFLICT_RETRIES:
+                return ActionOutcome({"ticket_id": ticket_id, "marker": marker,
+                                      "conflicts": conflicts, "confirmed_by": "re-read"})
+            if conflicts >= MAX_CONFLICT_RETRIES:
                 raise RetriableError(f"zendesk: ticket {ticket_id} kept changing under the "
                                      f"update ({conflicts} conflicts)", vendor="zendesk") from exc
-    result_ticket = landed
-    seen_base = stamp_base is not None and snapshot is not None \
-        and snapshot.updated_at == stamp_base.updated_at
+    # Written straight on top of the state the rules last saw: that state plus this write is
+    # the new snapshot. After a conflict, the agent's change in between has not reached the
+    # rules yet, so the snapshot stays and that change arrives through its own event.
+    on_seen_state = conflicts == 0 and snapshot is not None \
+        and snapshot.updated_at == update.updated_stamp
 
     def commit(conn: sa.Connection) -> None:
-        record_write(conn, "zendesk", ticket_id, result_ticket, item.id)
-        if seen_base:
-            # Only when nothing unprocessed happened in between: otherwise the agent's change
-            # must still reach the rules through its own event.
-            put_snapshot(conn, result_ticket)
+        record_write(conn, "zendesk", ticket_id, landed, item.id)
+        if on_seen_state:
+            put_snapshot(conn, landed)
 
     return ActionOutcome({"ticket_id": ticket_id, "updated_at": format_time(landed.updated_at),
                           "marker": marker, "conflicts": conflicts}, commit)

@@ -29,9 +29,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.settings import JiraSettings, ZendeskSettings
@@ -39,6 +39,25 @@ from rules import RuleSet, load_rules
 from rules.source import Positions, Problem, ProblemsError, load_yaml
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: Shortest signing secret accepted: Zendesk's own are far longer, and a short or empty HMAC key
+#: lets anyone who guesses it sign webhooks.
+MIN_SIGNING_SECRET_LENGTH = 16
+
+
+def _strong_secret(value: SecretStr) -> SecretStr:
+    # Messages never quote the value (nor its length): they end up in logs and `validate` output.
+    text = value.get_secret_value().strip()
+    if not text:
+        raise ValueError("signing secret is empty or blank (is its environment variable set "
+                         "but empty?); remove the entry to refuse every webhook instead")
+    if len(text) < MIN_SIGNING_SECRET_LENGTH:
+        raise ValueError(f"signing secret is shorter than {MIN_SIGNING_SECRET_LENGTH} characters; "
+                         "use the secret Zendesk shows for the webhook")
+    return value
+
+
+SigningSecret = Annotated[SecretStr, AfterValidator(_strong_secret)]
 
 
 class _Model(BaseModel):
@@ -53,14 +72,18 @@ class StoreSettings(_Model):
 
 
 class ReceiverSettings(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
     max_body_bytes: int = Field(256 * 1024, gt=0)
     timestamp_tolerance_seconds: int = Field(
         300, gt=0, description="refuse signed webhooks whose timestamp is further off than this"
     )
-    zendesk_signing_secrets: tuple[SecretStr, ...] = Field(
-        default=(), description="one per Zendesk webhook; any of them may sign a request"
+    zendesk_signing_secrets: tuple[SigningSecret, ...] = Field(
+        default=(),
+        description="one per Zendesk webhook; any of them may sign a request; each at least "
+        f"{MIN_SIGNING_SECRET_LENGTH} characters; empty = every webhook refused",
     )
     retry_after_seconds: int = Field(5, gt=0, description="Retry-After sent with a 503")
 
@@ -115,6 +138,7 @@ class AppConfig(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid",
         frozen=True,
+        hide_input_in_errors=True,  # a refused secret must not appear in str(ValidationError)
         env_prefix="SWITCHBOARD_",
         env_nested_delimiter="__",
         nested_model_default_partial_update=True,
@@ -189,6 +213,8 @@ def _pydantic_problems(exc: ValidationError, positions: Positions) -> list[Probl
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown setting"
+        elif err["type"] == "value_error":
+            message = str(message).removeprefix("Value error, ")  # our validators' own words
         out.append(positions.problem(loc, message))
     return out
 

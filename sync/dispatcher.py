@@ -24,6 +24,7 @@ from rules import render_params
 from rules.actions import ACTIONS
 from sync import outbox
 from sync.actions import ActionContext, ActionOutcome
+from sync.leases import LeaseLost
 from sync.retry import RetryPolicy
 from sync.store import Store
 
@@ -75,6 +76,10 @@ class Dispatcher:
                             sleep=self.sleep, progress=dict(item.progress))
         try:
             outcome = handler(ctx)
+        except LeaseLost:
+            log.warning("intent %s (%s): lease lost to another worker; leaving it to that one",
+                        item.id, item.action)
+            return "lease lost"
         except Exception as exc:
             if not isinstance(exc, SwitchboardError):
                 log.exception("intent %s (%s) raised unexpectedly", item.id, item.action)
@@ -86,10 +91,16 @@ class Dispatcher:
                                     retry_in=verdict.retry_in)
             return self._record(item, "skipped" if verdict.kind == "skip" else "dead",
                                 error=verdict.reason)
-        with self.store.write() as conn:
-            if outcome.on_commit is not None:
-                outcome.on_commit(conn)
-            outbox.finish(conn, item.id, "done", result=outcome.result)
+        try:
+            with self.store.write() as conn:
+                # Fenced: if another worker took the lease meanwhile, nothing here commits.
+                outbox.finish(conn, item.id, "done", result=outcome.result, owner=item.owner)
+                if outcome.on_commit is not None:
+                    outcome.on_commit(conn)
+        except LeaseLost:
+            log.warning("intent %s (%s) finished after its lease was lost; its outcome is left "
+                        "to the worker that holds it", item.id, item.action)
+            return "lease lost"
         log.info("intent %s (%s) done: %s", item.id, item.action, dict(outcome.result))
         return "done"
 
@@ -97,6 +108,10 @@ class Dispatcher:
                 retry_in: float | None = None) -> str:
         if status in ("dead", "skipped"):
             log.error("intent %s (%s) %s: %s", item.id, item.action, status, error)
-        with self.store.write() as conn:
-            outbox.finish(conn, item.id, status, error=error, retry_in=retry_in)
+        try:
+            with self.store.write() as conn:
+                outbox.finish(conn, item.id, status, error=error, retry_in=retry_in,
+                              owner=item.owner)
+        except LeaseLost:
+            return "lease lost"
         return status

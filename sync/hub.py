@@ -25,10 +25,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from connectors.http import RateLimiter
 from connectors.jira import JiraConnector
 from connectors.zendesk import ZendeskConnector
-from sync import inbox, outbox
+from sync import inbox, leases
 from sync.actions import HANDLERS
 from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
+from sync.intake import InboxWriter
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
 from sync.retry import RetryPolicy
@@ -69,6 +70,7 @@ class Hub:
         self._scheduler: BackgroundScheduler | None = None
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
+        self._writer: InboxWriter | None = None
         self.port: int | None = None
         self._id = uuid.uuid4().hex[:8]
 
@@ -79,7 +81,8 @@ class Hub:
         self.store.open()
         if self.store.single_process:
             # This process holds the store's lock: leases left by a killed predecessor are stale.
-            freed = inbox.release_all_leases(self.store) + outbox.release_all_leases(self.store)
+            freed = leases.free_all(self.store, inbox_table) + \
+                leases.free_all(self.store, outbox_table)
             if freed:
                 log.info("recovered %s leased item(s) from a previous run", freed)
         self._start_receiver()
@@ -87,12 +90,16 @@ class Hub:
             self._spawn(f"inbox-{n}", self._inbox_step, self._inbox_wake)
         for n in range(app.dispatcher.workers):
             self._spawn(f"dispatch-{n}", self._outbox_step, self._outbox_wake)
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        # Leases are renewed well before they expire, for as long as this hub lives.
+        self._scheduler.add_job(self._heartbeat, "interval", id="lease-heartbeat",
+                                seconds=self._lease_seconds() / 3, max_instances=1,
+                                coalesce=True)
         if app.poller.enabled:
-            self._scheduler = BackgroundScheduler(timezone=UTC)
             self._scheduler.add_job(self._poll_job, "interval", id="zendesk-poll",
                                     seconds=app.poller.interval_seconds, max_instances=1,
                                     coalesce=True, next_run_time=datetime.now(UTC))
-            self._scheduler.start()
+        self._scheduler.start()
         log.info("hub %s listening on http://%s:%s", self._id, app.receiver.host, self.port)
 
     def stop(self) -> None:
@@ -105,20 +112,26 @@ class Hub:
             self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._writer is not None:
+            self._writer.close()
         self.store.close()
 
     def _start_receiver(self) -> None:
         receiver = self.config.app.receiver
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio switches Nagle's algorithm off (TCP_NODELAY) only on
+        # connections accepted from such a socket; without it, every keep-alive answer waits
+        # ~40 ms for the client's delayed ACK.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((receiver.host, receiver.port))
         self.port = self._socket.getsockname()[1]
-        asgi = create_app(self.store, receiver,
+        self._writer = InboxWriter(self.store)
+        asgi = create_app(self.store, receiver, writer=self._writer,
                           field_ids=self.config.app.connectors.zendesk.custom_fields,
                           on_accept=self._wake_inbox)
         self._server = uvicorn.Server(uvicorn.Config(
             asgi, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=5))
+            timeout_graceful_shutdown=5, http="httptools", loop="uvloop"))
         thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                   name="receiver", daemon=True)
         thread.start()
@@ -167,6 +180,18 @@ class Hub:
         if done:
             self._outbox_wake.set()  # a finished intent may unblock its dependants
         return done
+
+    def _lease_seconds(self) -> float:
+        app = self.config.app
+        return min(app.inbox.lease_seconds, app.dispatcher.lease_seconds)
+
+    def _heartbeat(self) -> None:
+        try:
+            leases.renew(self.store, (inbox_table,), self._id, self.config.app.inbox.lease_seconds)
+            leases.renew(self.store, (outbox_table,), self._id,
+                         self.config.app.dispatcher.lease_seconds)
+        except Exception:
+            log.exception("lease heartbeat failed; leases expire unless the next one succeeds")
 
     def _poll_job(self) -> None:
         try:

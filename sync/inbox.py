@@ -20,7 +20,6 @@ __all__ = [
     "acquire",
     "counts",
     "release",
-    "release_all_leases",
 ]
 
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync.leases import claim, fenced_update
 from sync.schema import inbox
 from sync.store import Store, utcnow
 
@@ -53,6 +53,15 @@ class InboxItem:
     payload: Mapping[str, Any]
     attempts: int
     received_at: datetime
+    owner: str | None = None
+
+
+_FIND = {
+    "change": sa.select(inbox.c.id).where(inbox.c.change_key == sa.bindparam("value")).limit(1),
+    "delivery": sa.select(inbox.c.id).where(inbox.c.delivery_id == sa.bindparam("value"))
+    .limit(1),
+}
+_INSERT = sa.insert(inbox)
 
 
 def accept_in(
@@ -68,29 +77,19 @@ def accept_in(
     outcome: str | None = None,
 ) -> AcceptResult:
     """Insert one event inside an open write transaction, unless it is a duplicate."""
-    conditions = []
-    if change_key is not None:
-        conditions.append(inbox.c.change_key == change_key)
-    if delivery_id is not None:
-        conditions.append(inbox.c.delivery_id == delivery_id)
-    if conditions:
-        row = conn.execute(
-            sa.select(inbox.c.id, inbox.c.change_key, inbox.c.delivery_id)
-            .where(sa.or_(*conditions)).limit(1)
-        ).first()
-        if row is not None:
-            by = "delivery" if delivery_id is not None and row.delivery_id == delivery_id \
-                else "change"
-            return AcceptResult(False, row.id, by)
+    # Statements are built once (module level): this is the receiver's hot path.
+    for column, value in (("delivery", delivery_id), ("change", change_key)):
+        if value is not None:
+            row = conn.execute(_FIND[column], {"value": value}).first()
+            if row is not None:
+                return AcceptResult(False, row.id, column)
     now = utcnow()
-    result = conn.execute(
-        sa.insert(inbox).values(
-            source=source, kind=kind, entity_key=entity_key, change_key=change_key,
-            delivery_id=delivery_id, payload=dict(payload), status=status, attempts=0,
-            available_at=now, received_at=now,
-            processed_at=now if status != "pending" else None, outcome=outcome,
-        )
-    )
+    result = conn.execute(_INSERT, {
+        "source": source, "kind": kind, "entity_key": entity_key, "change_key": change_key,
+        "delivery_id": delivery_id, "payload": dict(payload), "status": status, "attempts": 0,
+        "available_at": now, "received_at": now,
+        "processed_at": now if status != "pending" else None, "outcome": outcome,
+    })
     assert result.inserted_primary_key is not None
     return AcceptResult(True, int(result.inserted_primary_key[0]))
 
@@ -99,6 +98,10 @@ def accept(store: Store, **kwargs: Any) -> AcceptResult:
     """Insert and commit one event (see :func:`accept_in`); returns once it is durable."""
     with store.write() as conn:
         return accept_in(conn, **kwargs)
+
+
+_ANY_DUE = sa.select(inbox.c.id).where(inbox.c.status == "pending",
+                                         inbox.c.available_at <= sa.bindparam("now")).limit(1)
 
 
 def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list[InboxItem]:
@@ -120,43 +123,36 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list
         .order_by(inbox.c.id)
         .limit(limit)
     )
+    with store.read() as conn:
+        # Idle workers poll: look before taking the write lock the receiver needs.
+        if conn.execute(_ANY_DUE, {"now": now}).first() is None:
+            return []
     with store.write() as conn:
-        ids = [r.id for r in conn.execute(claimable)]
+        ids = claim(conn, inbox, [r.id for r in conn.execute(claimable)], worker, now,
+                    lease_seconds)
         if not ids:
             return []
-        conn.execute(
-            sa.update(inbox)
-            .where(inbox.c.id.in_(ids))
-            .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=inbox.c.attempts + 1)
-        )
         rows = conn.execute(sa.select(inbox).where(inbox.c.id.in_(ids)).order_by(inbox.c.id))
         return [
             InboxItem(r.id, r.source, r.kind, r.entity_key, r.change_key, r.payload, r.attempts,
-                      r.received_at)
+                      r.received_at, r.lease_owner)
             for r in rows
         ]
 
 
 def release(conn: sa.Connection, item_id: int, status: str, outcome: str,
-            *, retry_in: float | None = None) -> None:
-    """Record an event's outcome (inside the caller's transaction), or schedule a retry."""
+            *, retry_in: float | None = None, owner: str | None = None) -> None:
+    """Record an event's outcome (inside the caller's transaction), or schedule a retry.
+
+    With ``owner``, only while that worker still holds the lease (else ``LeaseLost``).
+    """
     now = utcnow()
     values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "outcome": outcome}
     if retry_in is not None:
         values.update(status="pending", available_at=now + timedelta(seconds=retry_in))
     else:
         values.update(status=status, processed_at=now)
-    conn.execute(sa.update(inbox).where(inbox.c.id == item_id).values(**values))
-
-
-def release_all_leases(store: Store) -> int:
-    """Free every lease (used at start-up when this process is the store's only user)."""
-    with store.write() as conn:
-        return conn.execute(
-            sa.update(inbox).where(inbox.c.lease_owner.is_not(None))
-            .values(lease_owner=None, lease_until=None)
-        ).rowcount
+    fenced_update(conn, inbox, item_id, owner, **values)
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -22,7 +22,6 @@ __all__ = [
     "add_intent",
     "counts",
     "finish",
-    "release_all_leases",
     "set_progress",
 ]
 
@@ -33,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync.leases import claim, fenced_update
 from sync.schema import outbox
 from sync.store import Store, utcnow
 
@@ -55,6 +55,7 @@ class OutboxItem:
     progress: Mapping[str, Any]
     dependency_action: str | None
     dependency_result: Mapping[str, Any] | None
+    owner: str | None = None
 
 
 def add_intent(conn: sa.Connection, **values: Any) -> bool:
@@ -84,6 +85,10 @@ def _cascade_dead_dependencies(conn: sa.Connection) -> None:
             last_error=f"depends on {row.idem_key}, which is {row.status}: {row.last_error}"))
 
 
+_ANY_DUE = sa.select(outbox.c.id).where(outbox.c.status == "pending",
+                                         outbox.c.available_at <= sa.bindparam("now")).limit(1)
+
+
 def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
     """Claim up to ``limit`` runnable intents (see the module docstring for the rules)."""
     now = utcnow()
@@ -104,14 +109,16 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list
         .order_by(outbox.c.id)
         .limit(limit)
     )
+    with store.read() as conn:
+        # Idle workers poll: look before taking the write lock the receiver needs.
+        if conn.execute(_ANY_DUE, {"now": now}).first() is None:
+            return []
     with store.write() as conn:
         _cascade_dead_dependencies(conn)
-        ids = [r.id for r in conn.execute(runnable)]
+        ids = claim(conn, outbox, [r.id for r in conn.execute(runnable)], worker, now,
+                    lease_seconds)
         if not ids:
             return []
-        conn.execute(sa.update(outbox).where(outbox.c.id.in_(ids)).values(
-            lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=outbox.c.attempts + 1))
         rows = conn.execute(
             sa.select(outbox, dep.c.action.label("dep_action"), dep.c.result.label("dep_result"))
             .outerjoin(dep, dep.c.idem_key == outbox.c.depends_on)
@@ -119,19 +126,28 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list
         ).all()
     return [
         OutboxItem(r.id, r.idem_key, r.rule_id, r.action, r.ticket_id, r.order_key, r.params,
-                   r.context, r.attempts, r.progress or {}, r.dep_action, r.dep_result)
+                   r.context, r.attempts, r.progress or {}, r.dep_action, r.dep_result,
+                   r.lease_owner)
         for r in rows
     ]
 
 
-def set_progress(conn: sa.Connection, item_id: int, progress: Mapping[str, Any]) -> None:
-    """Record how far a multi-step action got, so a retry resumes instead of repeating."""
-    conn.execute(sa.update(outbox).where(outbox.c.id == item_id).values(progress=dict(progress)))
+def set_progress(conn: sa.Connection, item_id: int, progress: Mapping[str, Any],
+                 *, owner: str | None = None) -> None:
+    """Record how far a multi-step action got, so a retry resumes instead of repeating.
+
+    With ``owner``, only while that worker still holds the lease (else ``LeaseLost``).
+    """
+    fenced_update(conn, outbox, item_id, owner, progress=dict(progress))
 
 
 def finish(conn: sa.Connection, item_id: int, status: str, *, result: Mapping[str, Any] | None
-           = None, error: str | None = None, retry_in: float | None = None) -> None:
-    """Record an outcome in the caller's transaction: done/dead/skipped, or pending for a retry."""
+           = None, error: str | None = None, retry_in: float | None = None,
+           owner: str | None = None) -> None:
+    """Record an outcome in the caller's transaction: done/dead/skipped, or pending for a retry.
+
+    With ``owner``, only while that worker still holds the lease (else ``LeaseLost``).
+    """
     values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "last_error": error}
     if retry_in is not None:
         values.update(status="pending", available_at=utcnow() + timedelta(seconds=retry_in))
@@ -139,15 +155,7 @@ def finish(conn: sa.Connection, item_id: int, status: str, *, result: Mapping[st
         values.update(status=status, finished_at=utcnow())
         if result is not None:
             values["result"] = dict(result)
-    conn.execute(sa.update(outbox).where(outbox.c.id == item_id).values(**values))
-
-
-def release_all_leases(store: Store) -> int:
-    """Free every lease (at start-up, when this process is the store's only user)."""
-    with store.write() as conn:
-        return conn.execute(
-            sa.update(outbox).where(outbox.c.lease_owner.is_not(None))
-            .values(lease_owner=None, lease_until=None)).rowcount
+    fenced_update(conn, outbox, item_id, owner, **values)
 
 
 def counts(store: Store) -> dict[str, int]:

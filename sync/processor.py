@@ -14,7 +14,7 @@ For a ticket event the processor
 
 from __future__ import annotations
 
-__all__ = ["EventProcessor", "diff_tickets"]
+__all__ = ["EventProcessor", "diff_tickets", "subtract_own"]
 
 import logging
 from collections.abc import Mapping
@@ -27,6 +27,8 @@ from connectors.models import Ticket, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate, plan, render_params
 from rules.model import Condition, FieldCondition, Not, thaw
 from sync import inbox as inbox_mod
+from sync.actions import MARKER_PREFIX
+from sync.leases import LeaseLost
 from sync.links import links_for_ticket
 from sync.outbox import add_intent
 from sync.retry import RetryPolicy
@@ -46,6 +48,11 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def _plain_tags(tags: Any) -> list[str]:
+    """Tags without Switchboard's marker tags, which mean nothing to rules."""
+    return [t for t in (tags or ()) if not str(t).startswith(MARKER_PREFIX)]
+
+
 def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
     """Changed fields, keyed like ``status``, ``tags`` or ``fields.error_code``."""
     old = before.to_dict() if before else {}
@@ -54,8 +61,11 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
     for key, value in new.items():
         if key in _DIFF_IGNORE or key == "fields":
             continue
-        if _norm(old.get(key)) != _norm(value):
-            changes[key] = Change(old.get(key), value)
+        was = old.get(key)
+        if key == "tags":
+            was, value = (_plain_tags(was) if was is not None else None, _plain_tags(value))
+        if _norm(was) != _norm(value):
+            changes[key] = Change(was, value)
     old_fields = old.get("fields") or {}
     for name in sorted(set(old_fields) | set(new["fields"])):
         if _norm(old_fields.get(name)) != _norm(new["fields"].get(name)):
@@ -85,6 +95,55 @@ def _has_field(fields: Mapping[str, Any], path: str) -> bool:
     return parts[1] in fields
 
 
+def _own_deltas(conn: sa.Connection, snapshot: Ticket | None,
+                ticket: Ticket) -> list[Mapping[str, Any]]:
+    """What Switchboard's writes changed, for each of its marker tags new on this ticket.
+
+    The delta is recorded in the intent's progress before the write is sent, so a write's echo
+    is recognised even while the intent that made it is still waiting to be marked done.
+    """
+    seen = set(snapshot.tags) if snapshot else set()
+    deltas: list[Mapping[str, Any]] = []
+    for tag in ticket.tags:
+        if not tag.startswith(MARKER_PREFIX) or tag in seen:
+            continue
+        row = conn.execute(
+            sa.select(outbox.c.progress).where(
+                outbox.c.ticket_id == ticket.id, outbox.c.action == "zendesk.update",
+                outbox.c.idem_key.like(f"{tag[len(MARKER_PREFIX):]}%"))
+        ).first()
+        delta = (row.progress or {}).get("delta") if row else None
+        deltas.append(delta or {"add_tags": [tag]})
+    return deltas
+
+
+def subtract_own(changes: dict[str, Change], deltas: list[Mapping[str, Any]]) -> dict[str, Change]:
+    """The changes left once Switchboard's own writes (``deltas``) are taken out."""
+    if not deltas:
+        return changes
+    added = {t for d in deltas for t in d.get("add_tags", ())}
+    removed = {t for d in deltas for t in d.get("remove_tags", ())}
+    fields = {k: v for d in deltas for k, v in (d.get("fields") or {}).items()}
+    statuses = {d.get("status") for d in deltas if d.get("status")}
+    out = dict(changes)
+    if "tags" in out:
+        before = list(out["tags"].from_ or ())
+        after = list(out["tags"].to or ())
+        others = [t for t in after if t in before or t not in added]
+        others += [t for t in before if t in removed and t not in after]
+        if set(others) == set(before):
+            del out["tags"]
+        else:
+            out["tags"] = Change(before, others)
+    for name, value in fields.items():
+        key = f"fields.{name}"
+        if key in out and str(out[key].to) == str(value):
+            del out[key]
+    if "status" in out and out["status"].to in statuses:
+        del out["status"]
+    return out
+
+
 class EventProcessor:
     """Processes claimed inbox events; one instance is shared by the inbox worker threads."""
 
@@ -106,6 +165,9 @@ class EventProcessor:
         """Handle one claimed event end to end; returns the outcome recorded for it."""
         try:
             return self._process(item)
+        except LeaseLost:
+            log.warning("event %s: lease lost to another worker; leaving it to that one", item.id)
+            return "lease lost"
         except Exception as exc:
             if not isinstance(exc, SwitchboardError):
                 log.exception("event %s raised unexpectedly", item.id)
@@ -113,13 +175,13 @@ class EventProcessor:
         if verdict.kind == "retry":
             with self.store.write() as conn:
                 inbox_mod.release(conn, item.id, "pending", f"retrying: {verdict.reason}",
-                                  retry_in=verdict.retry_in)
+                                  retry_in=verdict.retry_in, owner=item.owner)
             return f"retry in {verdict.retry_in:.1f}s: {verdict.reason}"
         return self._finish(item, "done" if verdict.kind == "skip" else "failed", verdict.reason)
 
     def _finish(self, item: inbox_mod.InboxItem, status: str, outcome: str) -> str:
         with self.store.write() as conn:
-            inbox_mod.release(conn, item.id, status, outcome)
+            inbox_mod.release(conn, item.id, status, outcome, owner=item.owner)
         return outcome
 
     # -- steps --------------------------------------------------------------------------------
@@ -137,16 +199,6 @@ class EventProcessor:
             why = ("echo of Switchboard's own write" if own
                    else "no newer state than already processed (redelivery or stale event)")
             return self._finish(item, "done", why)
-        if own:
-            # The state Switchboard itself wrote: remember it, run no rules (no loops).
-            fields.setdefault("url", self.zendesk.ticket_url(ticket_id))
-            base = snapshot.to_dict() if snapshot else {}
-            echo = Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
-                                                                   **fields.get("fields", {})}})
-            with self.store.write() as conn:
-                put_snapshot(conn, echo)
-                inbox_mod.release(conn, item.id, "done", "echo of Switchboard's own write")
-            return "echo of Switchboard's own write"
 
         event_type = (payload.get("hint") or "ticket.updated") if snapshot is None \
             else "ticket.updated"
@@ -154,14 +206,19 @@ class EventProcessor:
                                                   bool(payload.get("complete")))
         if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
             return self._finish(item, "done", "no newer state than already processed")
-        changes = diff_tickets(snapshot, ticket)
+        with self.store.read() as conn:
+            deltas = _own_deltas(conn, snapshot, ticket)
+        changes = subtract_own(diff_tickets(snapshot, ticket), deltas)
         if snapshot is not None and not changes:
-            # Same state under a newer stamp (a comment, or one change reported twice with
-            # stamps of different precision): rules react to changes, so none runs.
+            # Nothing changed but what Switchboard wrote (its echo), or the same state under a
+            # newer stamp (a comment; one change reported with stamps of different precision):
+            # rules react to changes, so none runs.
+            why = "echo of Switchboard's own write" if deltas or own \
+                else "no field changed; no rule run"
             with self.store.write() as conn:
                 put_snapshot(conn, ticket)
-                inbox_mod.release(conn, item.id, "done", "no field changed; no rule run")
-            return "no field changed; no rule run"
+                inbox_mod.release(conn, item.id, "done", why, owner=item.owner)
+            return why
         return self._decide(item, ticket, event_type, changes, read_reason)
 
     def _current_state(self, item: inbox_mod.InboxItem, event_type: str, fields: dict[str, Any],
@@ -272,6 +329,6 @@ class EventProcessor:
             parts.append(f"matched: {', '.join(matched)}" if matched else "no rule matched")
             parts.append(f"{planned} intent(s) planned")
             outcome = "; ".join(parts)
-            inbox_mod.release(conn, item.id, "done", outcome)
+            inbox_mod.release(conn, item.id, "done", outcome, owner=item.owner)
         log.info("event %s ticket %s: %s", item.id, ticket.id, outcome)
         return outcome

@@ -11,7 +11,11 @@ signature or timestamp header missing, bad signature,   401     nothing
 no signing secret configured, timestamp unreadable or
 further than ``timestamp_tolerance_seconds`` from now
 body not JSON / a ticket payload that is malformed      400     nothing
+(bad id, naive timestamp, ``updated_at`` further in the
+future than ``timestamp_tolerance_seconds``)
 signed payload of a type Switchboard does not handle    200     one ``ignored`` row (no rules)
+(a non-ticket event, a trigger ``event`` other than
+``ticket.created`` / ``ticket.updated``)
 redelivery (same invocation id, or same ticket change)  200     nothing new
 a new ticket change                                     200     one ``pending`` inbox row
 the commit failed                                       503     nothing (``Retry-After`` set)
@@ -47,8 +51,8 @@ from connectors.zendesk_webhooks import (
     parse_zendesk_webhook,
     verify_zendesk_signature,
 )
-from sync import inbox
 from sync.config import ReceiverSettings
+from sync.intake import InboxWriter
 from sync.store import Store
 
 log = logging.getLogger("switchboard.webhooks")
@@ -86,9 +90,15 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[str, int],
                on_accept: Callable[[], None] = lambda: None,
-               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
-    """Build the receiver app for one store and receiver configuration."""
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+               writer: InboxWriter | None = None) -> Starlette:
+    """Build the receiver app for one store and receiver configuration.
+
+    Events are committed through ``writer`` (group commit); by default the app makes its own,
+    reachable as ``app.state.writer`` so that its owner can close it.
+    """
     secrets = [s.get_secret_value().encode() for s in settings.zendesk_signing_secrets]
+    writer = writer or InboxWriter(store)
 
     async def zendesk(request: Request) -> JSONResponse:
         try:
@@ -107,7 +117,7 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
             return _error(401, "signature does not match")
         try:
             sent_at = parse_time(timestamp)
-        except ValueError:
+        except (ValueError, OverflowError):  # overflow: e.g. 9999-12-31T23:00:00-05:00
             sent_at = None
         if sent_at is None:
             return _error(401, "signature timestamp is not an ISO-8601 time")
@@ -120,21 +130,23 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _error(400, f"body is not JSON: {exc}")
         try:
-            event = parse_zendesk_webhook(payload, field_ids)
+            event = parse_zendesk_webhook(
+                payload, field_ids, clock=clock,
+                future_tolerance_seconds=settings.timestamp_tolerance_seconds)
         except WebhookPayloadError as exc:
             return _error(400, f"malformed payload: {exc}")
         delivery = request.headers.get(INVOCATION) or None
         try:
             if isinstance(event, IgnoredWebhook):
-                result = await run_in_threadpool(
-                    inbox.accept, store, source="zendesk", kind=event.kind[:96],
+                result = await writer.accept(
+                    source="zendesk", kind=event.kind[:96],
                     entity_key="zendesk:ignored", payload={"reason": event.reason},
                     delivery_id=f"zendesk:{delivery}" if delivery else None,
                     status="ignored", outcome=f"ignored: {event.reason}")
                 return JSONResponse({"status": "ignored", "reason": event.reason,
                                      "id": result.inbox_id})
-            result = await run_in_threadpool(
-                inbox.accept, store, source="zendesk", kind=event.kind,
+            result = await writer.accept(
+                source="zendesk", kind=event.kind,
                 entity_key=f"zendesk:ticket:{event.ticket_id}", change_key=event.change_key,
                 delivery_id=f"zendesk:{delivery}" if delivery else None,
                 payload={"style": event.style, "hint": event.hint, "complete": event.complete,
@@ -159,7 +171,9 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
             return JSONResponse({"status": "store unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/webhooks/zendesk", zendesk, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
+    app.state.writer = writer
+    return app

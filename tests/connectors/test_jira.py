@@ -219,7 +219,8 @@ def test_find_issue_by_label_found(cloud: responses.RequestsMock) -> None:
     cloud.get(SEARCH, json=load("jira", "search_found"))
     ref = JiraConnector(jira_settings()).find_issue_by_label("switchboard-3f9c2a")
     assert ref == IssueRef(
-        id="10077", key="SUP-77", url=f"{JIRA}/browse/SUP-77", status="In Progress"
+        id="10077", key="SUP-77", url=f"{JIRA}/browse/SUP-77", status="In Progress",
+        status_category="indeterminate",
     )
     search = calls_to(cloud, SEARCH)
     assert len(search) == 1
@@ -332,7 +333,9 @@ def test_upsert_remote_link_refuses_a_malformed_issue_key(rsps: responses.Reques
 def test_get_issue_returns_the_status(cloud: responses.RequestsMock) -> None:
     cloud.get(ISSUE, json=load("jira", "issue"))
     ref = JiraConnector(jira_settings()).get_issue("SUP-77")
-    assert ref == IssueRef(id="10077", key="SUP-77", url=f"{JIRA}/browse/SUP-77", status="Done")
+    assert ref == IssueRef(id="10077", key="SUP-77", url=f"{JIRA}/browse/SUP-77", status="Done",
+                           status_category="done")
+    assert ref.is_done
     assert calls_to(cloud, ISSUE)[0].request.url == f"{ISSUE}?fields=status"
 
 

@@ -68,6 +68,14 @@ def make_hub(sb: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
         hub.stop()
 
 
+def config_with(tmp_path: Path, extra_rules: str) -> Path:
+    """The shipped config.yaml with more rules appended to its ``rules:`` list."""
+    path = tmp_path / "config.yaml"
+    path.write_text((ROOT / "config.yaml").read_text(encoding="utf-8") + extra_rules,
+                    encoding="utf-8")
+    return path
+
+
 def bug_ticket(sb: Sandbox, *, error_code: str | None = "E1042", priority: str = "high",
                tags: tuple[str, ...] = ("bug_confirmed", "routing"), **extra: Any) -> int:
     spec = {"subject": extra.pop("subject", f"Import fails with {error_code}"),
@@ -92,5 +100,5 @@ def rows(hub: Hub, table: sa.Table, *where: Any) -> list[sa.Row]:
         return conn.execute(sa.select(table).where(*where).order_by(table.c.id)).all()
 
 
-__all__ = ["FIELD_IDS", "bug_ticket", "calls", "decisions", "inbox", "internal_notes", "outbox",
+__all__ = ["FIELD_IDS", "bug_ticket", "calls", "config_with", "decisions", "inbox", "internal_notes", "outbox",
            "rows"]

@@ -2,10 +2,10 @@
 end-to-end tests that must kill the hub for real (SIGKILL) and restart it on the same store.
 
     with Sandbox(jira_search_lag=1.0) as sb:
-        cfg = hub_config(sb, tmp_path, secret="s3cret", jira_search_lag=1.5)
+        cfg = hub_config(sb, tmp_path, secret="hub-webhook-secret", jira_search_lag=1.5)
         hub = HubProcess(write_config(tmp_path / "hub.yaml", cfg), log_path=tmp_path / "hub.log")
         hub.start()                      # returns once GET /healthz answers 200
-        sb.zendesk.configure_webhook(hub.webhook_url, "s3cret")
+        sb.zendesk.configure_webhook(hub.webhook_url, "hub-webhook-secret")
         ...
         hub.kill()                       # SIGKILL + wait
         hub.start()                      # same config, same store, same port

@@ -35,7 +35,8 @@ rules:
       - zendesk.update: {note: "{{ jira.key }}", fields: {jira_key: "{{ jira.key }}"}}
 """
 
-ENV = {"ZD_TOKEN": "zd-token-value", "JIRA_TOKEN": "jira-token-value", "ZD_SECRET": "whsec"}
+ENV = {"ZD_TOKEN": "zd-token-value", "JIRA_TOKEN": "jira-token-value",
+       "ZD_SECRET": "whsec-7c1e9a4f2b6d"}
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -114,7 +115,8 @@ def test_tls_verification_cannot_be_switched_off(tmp_path):
 
 def test_shipped_configs_validate():
     for name in ("config.yaml", "config.production.yaml"):
-        env = {"ZENDESK_API_TOKEN": "t", "JIRA_API_TOKEN": "t", "ZENDESK_WEBHOOK_SECRET": "s"}
+        env = {"ZENDESK_API_TOKEN": "t", "JIRA_API_TOKEN": "t",
+               "ZENDESK_WEBHOOK_SECRET": "whsec-5d0b8e3a9c1f"}
         config = load_config(ROOT / name, env=env)
         assert config.rules.rules, name
 
@@ -124,7 +126,8 @@ def test_validate_command_lists_problems_and_exits_1(tmp_path):
     path = write(tmp_path, bad)
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "validate", "--config",
                              str(path)], capture_output=True, text=True, timeout=60,
-                            env={"ZD_TOKEN": "a", "JIRA_TOKEN": "b", "ZD_SECRET": "c",
+                            env={"ZD_TOKEN": "a", "JIRA_TOKEN": "b",
+                                 "ZD_SECRET": "whsec-7c1e9a4f2b6d",
                                  "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert f"{path}:3:" in result.stderr
@@ -159,3 +162,95 @@ def test_the_configuration_reference_documents_every_setting():
     reference = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [p for p in _setting_paths(AppConfig) if f"`{p}`" not in reference]
     assert missing == []
+
+
+@pytest.mark.parametrize("secret", [
+    pytest.param("", id="empty"),
+    pytest.param(" " * 20, id="blank"),
+    pytest.param("whsec-short", id="too-short"),
+    pytest.param("  fifteen-chars  ", id="short-once-trimmed"),
+])
+def test_empty_blank_or_short_signing_secret_is_a_problem_naming_its_path_not_its_value(
+        tmp_path, secret):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ProblemsError) as caught:
+        load_config(path, env={**ENV, "ZD_SECRET": secret})
+    [problem] = caught.value.problems
+    assert (problem.line, problem.path) == (12, "receiver.zendesk_signing_secrets[0]")
+    text = caught.value.render()
+    assert f"{path}:12: receiver.zendesk_signing_secrets[0]: signing secret is" in text
+    if secret.strip():
+        assert secret.strip() not in text
+
+
+def test_each_signing_secret_is_checked_and_reported_by_index(tmp_path):
+    good = GOOD.replace('["${ZD_SECRET}"]', '["${ZD_SECRET}", "tiny"]')
+    with pytest.raises(ProblemsError) as caught:
+        load_config(write(tmp_path, good), env=ENV)
+    assert [p.path for p in caught.value.problems] == ["receiver.zendesk_signing_secrets[1]"]
+    assert "tiny" not in caught.value.render()
+
+
+def test_a_short_signing_secret_from_an_environment_override_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHBOARD_RECEIVER__ZENDESK_SIGNING_SECRETS", '["env-short"]')
+    with pytest.raises(ProblemsError) as caught:
+        load_config(write(tmp_path, GOOD), env=ENV)
+    assert [p.path for p in caught.value.problems] == ["receiver.zendesk_signing_secrets[0]"]
+    assert "env-short" not in caught.value.render()
+
+
+def test_sixteen_character_secrets_load_and_an_empty_list_refuses_every_webhook(tmp_path):
+    config = load_config(write(tmp_path, GOOD), env={**ENV, "ZD_SECRET": "x" * 16})
+    assert [s.get_secret_value() for s in config.app.receiver.zendesk_signing_secrets] == \
+        ["x" * 16]
+    none = load_config(write(tmp_path, GOOD.replace('["${ZD_SECRET}"]', "[]")), env=ENV)
+    assert none.app.receiver.zendesk_signing_secrets == ()
+
+
+def test_validate_refuses_the_shipped_config_when_the_webhook_secret_variable_is_empty():
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "validate", "--config",
+                             str(ROOT / "config.yaml")], capture_output=True, text=True,
+                            timeout=60, env={"ZENDESK_WEBHOOK_SECRET": "", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "receiver.zendesk_signing_secrets[0]: signing secret is empty" in result.stderr
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    pytest.param("url: https://acme.atlassian.net", "url: http://acme.atlassian.net",
+                 "connectors.jira.url", id="jira-http"),
+    pytest.param("subdomain: acme", "subdomain: acme\n    base_url: http://acme.zendesk.com",
+                 "connectors.zendesk.base_url", id="zendesk-http"),
+    pytest.param("url: https://acme.atlassian.net", "url: http://127.0.0.1.nip.io:8080",
+                 "connectors.jira.url", id="loopback-lookalike-name"),
+    pytest.param("url: https://acme.atlassian.net", "url: http://localhost.example.com",
+                 "connectors.jira.url", id="localhost-lookalike-name"),
+    pytest.param("url: https://acme.atlassian.net", "url: http://10.0.0.7:8080",
+                 "connectors.jira.url", id="private-but-not-loopback"),
+])
+def test_plain_http_to_a_non_loopback_host_is_refused_because_tokens_would_be_cleartext(
+        tmp_path, old, new, where):
+    with pytest.raises(ProblemsError) as caught:
+        load_config(write(tmp_path, GOOD.replace(old, new)), env=ENV)
+    [problem] = caught.value.problems
+    assert problem.path == where
+    assert "https://" in problem.message and "cleartext" in problem.message
+
+
+@pytest.mark.parametrize("url", ["ftp://acme.atlassian.net", "acme.atlassian.net", "https://",
+                                 "http://[::1"])
+def test_a_connector_url_that_is_not_an_http_url_is_refused(tmp_path, url):
+    bad = GOOD.replace("url: https://acme.atlassian.net", f"url: '{url}'")
+    with pytest.raises(ProblemsError) as caught:
+        load_config(write(tmp_path, bad), env=ENV)
+    assert [p.path for p in caught.value.problems] == ["connectors.jira.url"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8123", "http://127.9.8.7", "http://[::1]:9000",
+                                 "http://localhost:9000", "http://LOCALHOST/",
+                                 "https://jira.internal.example:8443"])
+def test_https_anywhere_and_plain_http_on_loopback_are_accepted(tmp_path, url):
+    good = GOOD.replace("url: https://acme.atlassian.net", f"url: '{url}'") \
+               .replace("subdomain: acme", f"subdomain: acme\n    base_url: '{url}'")
+    config = load_config(write(tmp_path, good), env=ENV)
+    assert config.app.connectors.jira.url == url.rstrip("/")
+    assert config.app.connectors.zendesk.base_url == url.rstrip("/")

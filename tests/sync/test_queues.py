@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync import inbox, outbox
+from sync import inbox, leases, outbox
+from sync.leases import LeaseLost
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
 from sync.store import Store, utcnow
@@ -111,7 +112,37 @@ def test_startup_frees_leases_left_by_a_killed_process(store):
         intent(conn, "k", "t:1")
     inbox.acquire(store, "dead-worker", 1, lease_seconds=600)
     outbox.acquire(store, "dead-worker", 1, lease_seconds=600)
-    assert inbox.release_all_leases(store) == 1
-    assert outbox.release_all_leases(store) == 1
+    assert leases.free_all(store, inbox_table) == 1
+    assert leases.free_all(store, outbox_table) == 1
     assert len(inbox.acquire(store, "w", 1, lease_seconds=60)) == 1
     assert len(outbox.acquire(store, "w", 1, lease_seconds=60)) == 1
+
+
+def test_a_worker_whose_lease_was_taken_over_cannot_commit(store):
+    with store.write() as conn:
+        intent(conn, "k", "t:1")
+    [mine] = outbox.acquire(store, "hubA/w1", 1, lease_seconds=60)
+    with store.write() as conn:  # hubA stalls; its lease runs out and hubB takes the intent
+        conn.execute(sa.update(outbox_table).values(lease_until=utcnow() - timedelta(seconds=1)))
+    [theirs] = outbox.acquire(store, "hubB/w1", 1, lease_seconds=60)
+    assert theirs.id == mine.id
+    with pytest.raises(LeaseLost), store.write() as conn:
+        outbox.set_progress(conn, mine.id, {"create_sent": True}, owner=mine.owner)
+    with pytest.raises(LeaseLost), store.write() as conn:
+        outbox.finish(conn, mine.id, "done", result={}, owner=mine.owner)
+    with store.write() as conn:
+        outbox.finish(conn, theirs.id, "done", result={"key": "SUP-1"}, owner=theirs.owner)
+    assert outbox.counts(store) == {"done": 1}
+
+
+def test_the_heartbeat_renews_only_this_hubs_leases(store):
+    event(store, 1, "a")
+    event(store, 2, "a")
+    inbox.acquire(store, "hubA/w1", 1, lease_seconds=1)
+    inbox.acquire(store, "hubB/w1", 1, lease_seconds=1)
+    assert leases.renew(store, (inbox_table,), "hubA", 600) == 1
+    with store.read() as conn:
+        until = dict(conn.execute(sa.select(inbox_table.c.lease_owner,
+                                            inbox_table.c.lease_until)).all())
+    assert until["hubA/w1"] > utcnow() + timedelta(seconds=500)
+    assert until["hubB/w1"] < utcnow() + timedelta(seconds=2)

@@ -22,6 +22,8 @@ from sync.webhooks import create_app
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "zendesk"
 NOW = datetime(2026, 11, 27, 10, 0, 10, tzinfo=UTC)
 FIELD_IDS = {"error_code": 360001, "product_area": 360002}
+SECRET_ONE = "whsec-one-3f9c2a7d41b8"
+SECRET_TWO = "whsec-two-8e1d5b0c92f4"
 
 
 def fixture(name: str) -> bytes:
@@ -34,7 +36,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
                                      hashlib.sha256).digest()).decode()
 
 
-def headers(body: bytes, *, secret: str = "secret-one", ts: str = "2026-11-27T10:00:07Z",
+def headers(body: bytes, *, secret: str = SECRET_ONE, ts: str = "2026-11-27T10:00:07Z",
             invocation: str | None = "inv-1") -> dict[str, str]:
     out = {"Content-Type": "application/json",
            "X-Zendesk-Webhook-Signature-Timestamp": ts,
@@ -54,7 +56,7 @@ def store(tmp_path: Path) -> Store:
 
 def make_client(store: Store, **overrides: object) -> TestClient:
     values: dict[str, object] = {
-        "zendesk_signing_secrets": (SecretStr("secret-one"), SecretStr("secret-two")),
+        "zendesk_signing_secrets": (SecretStr(SECRET_ONE), SecretStr(SECRET_TWO)),
         "max_body_bytes": 4096,
     }
     values.update(overrides)
@@ -99,7 +101,7 @@ def test_trigger_body_maps_custom_fields_by_name_and_is_complete(client, store):
 def test_either_signing_secret_is_accepted_during_rotation(client, store):
     body = fixture("webhook_event_ticket_created.json")
     response = client.post("/webhooks/zendesk", content=body,
-                           headers=headers(body, secret="secret-two"))
+                           headers=headers(body, secret=SECRET_TWO))
     assert response.status_code == 200
     assert len(rows(store)) == 1
 
@@ -238,3 +240,136 @@ def test_failed_commit_answers_503_with_retry_after(client, store):
 
 def test_healthz_answers_when_the_store_does(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def trigger_body(event: object = "ticket.updated", **ticket: object) -> bytes:
+    """Switchboard's trigger template, as Zendesk renders it (strings), with ``ticket`` changes."""
+    base = json.loads(fixture("webhook_trigger_ticket_updated.json"))
+    base["event"] = event
+    base["ticket"].update(ticket)
+    return json.dumps(base).encode()
+
+
+def event_body(**detail: object) -> bytes:
+    base = json.loads(fixture("webhook_event_ticket_created.json"))
+    base["detail"].update(detail)
+    return json.dumps(base).encode()
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(trigger_body(id="-3"), id="negative-id"),
+    pytest.param(trigger_body(id="0"), id="zero-id"),
+    pytest.param(trigger_body(id=str(10**23)), id="id-past-64-bits"),
+    pytest.param(trigger_body(id=str(2**63)), id="id-just-past-64-bits"),
+    pytest.param(trigger_body(id=10**23), id="json-number-id-past-64-bits"),
+    pytest.param(trigger_body(id=-3), id="json-number-negative-id"),
+    pytest.param(trigger_body(id="4012.7"), id="fractional-id"),
+    pytest.param(trigger_body(id=4012.0), id="json-float-id"),
+    pytest.param(trigger_body(id="+4012"), id="signed-id"),
+    pytest.param(event_body(id="-3"), id="event-negative-id"),
+    pytest.param(event_body(id="0"), id="event-zero-id"),
+    pytest.param(trigger_body(requester_id="-1"), id="negative-requester"),
+    pytest.param(trigger_body(organization_id="0"), id="zero-organization"),
+    pytest.param(trigger_body(assignee_id=str(10**23)), id="assignee-past-64-bits"),
+    pytest.param(event_body(group_id="-20001"), id="event-negative-group"),
+])
+def test_ids_that_are_not_positive_64_bit_integers_get_400_and_leave_no_row(client, store, body):
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 400
+    assert "must be" in response.json()["error"]
+    assert rows(store) == []
+
+
+def test_largest_64_bit_id_and_empty_optional_ids_are_accepted(client, store):
+    body = trigger_body(id=str(2**63 - 1), requester_id="", organization_id=None,
+                        assignee_id="900002", group_id="")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    fields = row.payload["fields"]
+    assert fields["id"] == 2**63 - 1
+    assert (fields["requester_id"], fields["organization_id"], fields["group_id"]) == \
+        (None, None, None)
+    assert fields["assignee_id"] == 900002
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(trigger_body(updated_at="2026-11-27T10:05:00"), id="naive-updated-at"),
+    pytest.param(trigger_body(created_at="2026-11-27T10:00:00"), id="naive-created-at"),
+    pytest.param(trigger_body(updated_at="2026-11-27"), id="date-only-updated-at"),
+    pytest.param(event_body(updated_at="2026-11-27T10:00:00"), id="event-naive-updated-at"),
+    pytest.param(trigger_body(updated_at=1795780800), id="unix-number-updated-at"),
+])
+def test_timestamps_without_a_utc_offset_get_400_and_leave_no_row(client, store, body):
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 400
+    assert rows(store) == []
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-27T12:05:00+02:00", "2026-11-27T10:05Z",
+                                   "2026-11-27T05:05:00-05:00"])
+def test_timestamp_with_z_or_an_offset_is_stored_in_utc(client, store, stamp):
+    body = trigger_body(updated_at=stamp)
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    assert row.payload["fields"]["updated_at"] == "2026-11-27T10:05:00Z"
+
+
+@pytest.mark.parametrize("updated_at", [
+    pytest.param("9999-12-31T23:59:59Z", id="end-of-time"),
+    pytest.param("9999-12-31T23:00:00-05:00", id="past-datetime-max-in-utc"),
+    pytest.param((NOW + timedelta(minutes=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 id="beyond-the-tolerance"),
+])
+def test_updated_at_further_in_the_future_than_the_tolerance_gets_400(client, store, updated_at):
+    for body in (trigger_body(updated_at=updated_at), event_body(updated_at=updated_at)):
+        response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+        assert response.status_code == 400
+    assert rows(store) == []
+
+
+def test_updated_at_slightly_ahead_within_the_tolerance_is_accepted(client, store):
+    ahead = (NOW + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = trigger_body(updated_at=ahead)
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    assert len(rows(store)) == 1
+
+
+def test_the_future_limit_follows_the_configured_tolerance(store):
+    client = make_client(store, timestamp_tolerance_seconds=30)
+    ahead = (NOW + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = trigger_body(updated_at=ahead)
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
+    assert rows(store) == []
+
+
+def test_signature_timestamp_out_of_datetime_range_is_refused_not_a_crash(client, store):
+    body = fixture("webhook_event_ticket_created.json")
+    response = client.post("/webhooks/zendesk", content=body,
+                           headers=headers(body, ts="9999-12-31T23:00:00-05:00"))
+    assert response.status_code == 401
+    assert rows(store) == []
+
+
+@pytest.mark.parametrize("event", ["ticket.deleted", "ticket.solved", "user.created"])
+def test_signed_trigger_body_of_an_unhandled_event_is_acknowledged_and_recorded_as_ignored(
+        client, store, event):
+    body = trigger_body(event=event, id="not even an id")
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    [row] = rows(store)
+    assert row.status == "ignored"  # never claimed by a worker, so no rule runs
+    assert row.kind == f"trigger:{event}"
+
+
+@pytest.mark.parametrize("event", ["ticket.created", "ticket.updated"])
+def test_trigger_body_of_a_handled_event_with_a_malformed_ticket_gets_400(client, store, event):
+    body = trigger_body(event=event, id="-3")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
+    assert rows(store) == []
+
+
+def test_trigger_body_whose_event_is_not_text_gets_400(client, store):
+    body = trigger_body(event={"type": "ticket.created"})
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
+    assert rows(store) == []

@@ -1,0 +1,85 @@
+"""Group commit for the webhook receiver: many inbound events, one transaction.
+
+Each request handler submits its event and awaits the result; one writer thread takes every
+event waiting at that moment (up to ``max_batch``), inserts them in ONE write transaction and
+commits, then answers them all. A request is still answered only after *its* event is committed
+(invariant 1) — it just shares the commit (and the store's write lock) with its neighbours, which
+is what lets the receiver accept a burst at the rate of the disk rather than of one fsync-sized
+transaction per webhook. If the commit fails, every event of the batch gets the error (the
+receiver answers 503 and Zendesk delivers again); nothing of the batch is stored.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InboxWriter"]
+
+import asyncio
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from sync.inbox import AcceptResult, accept_in
+from sync.store import Store
+
+log = logging.getLogger("switchboard.intake")
+_STOP = object()
+
+
+class InboxWriter:
+    """One thread that writes submitted inbox events in batches."""
+
+    def __init__(self, store: Store, *, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, **event: Any) -> Future[AcceptResult]:
+        """Queue one event (the keyword arguments of ``inbox.accept_in``)."""
+        future: Future[AcceptResult] = Future()
+        self._queue.put((event, future))
+        return future
+
+    async def accept(self, **event: Any) -> AcceptResult:
+        """Submit and wait, without blocking the event loop, until the event is committed."""
+        return await asyncio.wrap_future(self.submit(**event))
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[AcceptResult]]]) -> None:
+        try:
+            with self.store.write() as conn:
+                results = [accept_in(conn, **event) for event, _ in batch]
+        except Exception as exc:
+            log.exception("committing %s inbound event(s) failed", len(batch))
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

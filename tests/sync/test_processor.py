@@ -1,0 +1,56 @@
+"""Diffs and the subtraction of Switchboard's own writes (no loops, nothing of others' lost)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connectors.models import Ticket
+from rules import Change
+from sync.processor import diff_tickets, subtract_own
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+T1 = datetime(2026, 11, 27, 10, 5, tzinfo=UTC)
+OURS = {"add_tags": ["jira_linked", "switchboard_abc"], "remove_tags": ["needs_triage"],
+        "fields": {"jira_key": "SUP-1"}, "status": "pending"}
+
+
+def ticket(at: datetime, **kw) -> Ticket:
+    return Ticket(id=1, updated_at=at, **kw)
+
+
+def test_diff_lists_changed_fields_and_ignores_marker_tags():
+    before = ticket(T0, status="new", tags=("a",), custom_fields={"error_code": None})
+    after = ticket(T1, status="open", tags=("a", "switchboard_abc"),
+                   custom_fields={"error_code": "E1"})
+    changes = diff_tickets(before, after)
+    assert changes == {"status": Change("new", "open"), "fields.error_code": Change(None, "E1")}
+
+
+def test_a_pure_echo_of_our_write_leaves_no_change():
+    before = ticket(T0, status="open", tags=("bug", "needs_triage"))
+    after = ticket(T1, status="pending", tags=("bug", "jira_linked", "switchboard_abc"),
+                   custom_fields={"jira_key": "SUP-1"})
+    assert subtract_own(diff_tickets(before, after), [OURS]) == {}
+
+
+def test_an_agents_change_mixed_into_the_echo_survives_the_subtraction():
+    before = ticket(T0, status="open", priority="normal", tags=("bug", "needs_triage"))
+    after = ticket(T1, status="pending", priority="urgent",
+                   tags=("bug", "jira_linked", "switchboard_abc", "vip"),
+                   custom_fields={"jira_key": "SUP-1"})
+    left = subtract_own(diff_tickets(before, after), [OURS])
+    assert left == {"priority": Change("normal", "urgent"),
+                    "tags": Change(["bug", "needs_triage"], ["bug", "vip", "needs_triage"])}
+
+
+def test_a_field_someone_else_set_to_another_value_is_not_ours():
+    before = ticket(T0, custom_fields={"jira_key": None})
+    after = ticket(T1, custom_fields={"jira_key": "OPS-9"})
+    assert "fields.jira_key" in subtract_own(diff_tickets(before, after), [OURS])
+
+
+def test_without_deltas_nothing_is_subtracted():
+    before = ticket(T0, tags=("a",))
+    after = ticket(T1, tags=("a", "jira_linked"))
+    assert subtract_own(diff_tickets(before, after), []) == {"tags": Change(["a"],
+                                                                            ["a", "jira_linked"])}
