@@ -101,7 +101,7 @@ class PollerSettings(_Model):
 
 
 class InboxSettings(_Model):
-    workers: int = Field(2, ge=1, le=32)
+    workers: int = Field(1, ge=1, le=32)
     lease_seconds: float = Field(120.0, gt=0)
     batch: int = Field(20, ge=1, le=500)
     max_attempts: int = Field(10, ge=1)
@@ -110,7 +110,9 @@ class InboxSettings(_Model):
 class DispatcherSettings(_Model):
     workers: int = Field(4, ge=1, le=64)
     lease_seconds: float = Field(
-        180.0, gt=0, description="must exceed the longest action (timeouts + Jira search lag)"
+        180.0, gt=0,
+        description="an intent claimed by a hub that died is retried after this; a live hub "
+        "renews its leases every lease/3 seconds, however long an action takes"
     )
     max_attempts: int = Field(8, ge=1)
     backoff_base_seconds: float = Field(2.0, gt=0)

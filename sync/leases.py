@@ -42,13 +42,22 @@ def claim(conn: sa.Connection, table: sa.Table, ids: list[int], worker: str, now
         sa.select(table.c.id).where(table.c.id.in_(ids), table.c.lease_owner == worker))]
 
 
+_FENCED: dict[tuple[str, bool], sa.Update] = {}
+
+
 def fenced_update(conn: sa.Connection, table: sa.Table, row_id: int, owner: str | None,
                   **values: Any) -> None:
     """Update one row only if ``owner`` still holds its lease; else :class:`LeaseLost`."""
-    query = sa.update(table).where(table.c.id == row_id)
-    if owner is not None:
-        query = query.where(table.c.lease_owner == owner)
-    if conn.execute(query.values(**values)).rowcount == 0:
+    key = (table.name, owner is not None)
+    query = _FENCED.get(key)
+    if query is None:  # built once per table: outcomes are recorded for every event
+        query = sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+        if owner is not None:
+            query = query.where(table.c.lease_owner == sa.bindparam("b_owner"))
+        _FENCED[key] = query
+    params = {"b_id": row_id, "b_owner": owner, **values} if owner is not None \
+        else {"b_id": row_id, **values}
+    if conn.execute(query, params).rowcount == 0:
         raise LeaseLost(f"{table.name} row {row_id}: lease no longer held by {owner}")
 
 

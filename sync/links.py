@@ -60,13 +60,14 @@ def add_link(conn: sa.Connection, ticket_id: int, system: str, ref: str, url: st
     return True
 
 
+_TICKET_LINKS = sa.select(links.c.system, links.c.ref) \
+    .where(links.c.ticket_id == sa.bindparam("b_id")).order_by(links.c.id)
+
+
 def links_for_ticket(conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
     """{"jira": ("SUP-1", ...)} for one ticket."""
     out: dict[str, list[str]] = {}
-    for row in conn.execute(
-        sa.select(links.c.system, links.c.ref).where(links.c.ticket_id == ticket_id)
-        .order_by(links.c.id)
-    ):
+    for row in conn.execute(_TICKET_LINKS, {"b_id": ticket_id}):
         out.setdefault(row.system, []).append(row.ref)
     return {k: tuple(v) for k, v in out.items()}
 

@@ -39,6 +39,11 @@ from sync.store import Store, utcnow
 log = logging.getLogger("switchboard.processor")
 
 CREATE_BUG = "jira.create_or_link_bug"
+# Built once: these run for every event.
+_PENDING_BUGS = sa.select(outbox.c.idem_key).where(
+    outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
+    outbox.c.status == "pending")
+_DECISION = sa.insert(decisions)
 _DIFF_IGNORE = ("updated_at", "url")
 
 
@@ -206,8 +211,10 @@ class EventProcessor:
                                                   bool(payload.get("complete")))
         if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
             return self._finish(item, "done", "no newer state than already processed")
-        with self.store.read() as conn:
-            deltas = _own_deltas(conn, snapshot, ticket)
+        deltas: list[Mapping[str, Any]] = []
+        if any(t.startswith(MARKER_PREFIX) for t in ticket.tags):
+            with self.store.read() as conn:
+                deltas = _own_deltas(conn, snapshot, ticket)
         changes = subtract_own(diff_tickets(snapshot, ticket), deltas)
         if snapshot is not None and not changes:
             # Nothing changed but what Switchboard wrote (its echo), or the same state under a
@@ -267,11 +274,7 @@ class EventProcessor:
 
     def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
         links = dict(links_for_ticket(conn, ticket_id))
-        pending = conn.execute(
-            sa.select(outbox.c.idem_key).where(outbox.c.ticket_id == ticket_id,
-                                               outbox.c.action == CREATE_BUG,
-                                               outbox.c.status == "pending")
-        ).all()
+        pending = conn.execute(_PENDING_BUGS, {"b_id": ticket_id}).all()
         if pending:
             # A bug is being created or linked for this ticket: rules must see it as linked,
             # or a second update could plan a second bug before the first one lands.
@@ -314,10 +317,10 @@ class EventProcessor:
                     except Exception as exc:  # a template that cannot render is a rule error
                         trace["error"] = f"planning failed: {exc}"
                         intents_rows = []
-                conn.execute(sa.insert(decisions).values(
-                    inbox_id=item.id, ticket_id=ticket.id, event_type=event_type,
-                    rule_id=rule.id, mode=rule.mode, matched=evaluation.matched,
-                    trace=trace, created_at=now))
+                conn.execute(_DECISION, {
+                    "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
+                    "rule_id": rule.id, "mode": rule.mode, "matched": evaluation.matched,
+                    "trace": trace, "created_at": now})
                 if evaluation.matched:
                     matched.append(f"{rule.id}{' (shadow)' if rule.mode == 'shadow' else ''}")
                 for row in intents_rows:

@@ -24,26 +24,31 @@ from connectors.models import Ticket, format_time
 from sync.schema import cursors, snapshots, writes
 from sync.store import utcnow
 
+# Built once: the processor runs these for every event.
+_SNAPSHOT = sa.select(snapshots.c.data, snapshots.c.updated_at) \
+    .where(snapshots.c.ticket_id == sa.bindparam("b_id"))
+_SNAPSHOT_INSERT = sa.insert(snapshots)
+_SNAPSHOT_UPDATE = sa.update(snapshots).where(snapshots.c.ticket_id == sa.bindparam("b_id"))
+_OWN_WRITE = sa.select(writes.c.id).where(
+    writes.c.system == sa.bindparam("b_system"), writes.c.entity_id == sa.bindparam("b_entity"),
+    writes.c.stamp == sa.bindparam("b_stamp"))
+
 
 def get_snapshot(conn: sa.Connection, ticket_id: int) -> Ticket | None:
-    row = conn.execute(
-        sa.select(snapshots.c.data).where(snapshots.c.ticket_id == ticket_id)
-    ).first()
+    row = conn.execute(_SNAPSHOT, {"b_id": ticket_id}).first()
     return Ticket.from_dict(row.data) if row else None
 
 
 def put_snapshot(conn: sa.Connection, ticket: Ticket) -> bool:
     """Store ``ticket`` unless the stored snapshot is as new or newer; True when stored."""
-    current = conn.execute(
-        sa.select(snapshots.c.updated_at).where(snapshots.c.ticket_id == ticket.id)
-    ).first()
+    current = conn.execute(_SNAPSHOT, {"b_id": ticket.id}).first()
     values = {"updated_at": ticket.updated_at, "data": ticket.to_dict(), "saved_at": utcnow()}
     if current is None:
-        conn.execute(sa.insert(snapshots).values(ticket_id=ticket.id, **values))
+        conn.execute(_SNAPSHOT_INSERT, {"ticket_id": ticket.id, **values})
         return True
     if current.updated_at >= ticket.updated_at:
         return False
-    conn.execute(sa.update(snapshots).where(snapshots.c.ticket_id == ticket.id).values(**values))
+    conn.execute(_SNAPSHOT_UPDATE, {"b_id": ticket.id, **values})
     return True
 
 
@@ -65,19 +70,11 @@ def record_write(conn: sa.Connection, system: str, entity_id: str | int, ticket:
                  outbox_id: int | None) -> None:
     """Remember that the state stamped ``ticket.updated_at`` was written by Switchboard."""
     stamp = format_time(ticket.updated_at)
-    exists = conn.execute(
-        sa.select(writes.c.id).where(writes.c.system == system,
-                                     writes.c.entity_id == str(entity_id),
-                                     writes.c.stamp == stamp)
-    ).first()
-    if exists is None:
+    if not is_own_write(conn, system, entity_id, stamp):
         conn.execute(sa.insert(writes).values(system=system, entity_id=str(entity_id), stamp=stamp,
                                               outbox_id=outbox_id, created_at=utcnow()))
 
 
 def is_own_write(conn: sa.Connection, system: str, entity_id: str | int, stamp: str) -> bool:
-    return conn.execute(
-        sa.select(writes.c.id).where(writes.c.system == system,
-                                     writes.c.entity_id == str(entity_id),
-                                     writes.c.stamp == stamp)
-    ).first() is not None
+    return conn.execute(_OWN_WRITE, {"b_system": system, "b_entity": str(entity_id),
+                                     "b_stamp": stamp}).first() is not None
