@@ -25,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "HANDLERS",
     "MARKER_PREFIX",
+    "VENDOR_OF",
     "ActionContext",
     "ActionOutcome",
     "bug_label",
@@ -228,4 +229,10 @@ def zendesk_update(ctx: ActionContext) -> ActionOutcome:
 HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
     "jira.create_or_link_bug": create_or_link_bug,
     "zendesk.update": zendesk_update,
+}
+
+#: The vendor whose rate limit paces each action: the hub runs a worker pool per vendor.
+VENDOR_OF: dict[str, str] = {
+    "jira.create_or_link_bug": "jira",
+    "zendesk.update": "zendesk",
 }

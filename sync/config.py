@@ -108,7 +108,7 @@ class InboxSettings(_Model):
 
 
 class DispatcherSettings(_Model):
-    workers: int = Field(4, ge=1, le=64)
+    workers: int = Field(2, ge=1, le=64, description="threads per vendor (Jira, Zendesk)")
     lease_seconds: float = Field(
         180.0, gt=0,
         description="an intent claimed by a hub that died is retried after this; a live hub "

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from connectors.http import RateLimiter
 from connectors.jira import JiraConnector
 from connectors.zendesk import ZendeskConnector
 from sync import inbox, leases
-from sync.actions import HANDLERS
+from sync.actions import HANDLERS, VENDOR_OF
 from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
 from sync.intake import InboxWriter
@@ -88,8 +89,13 @@ class Hub:
         self._start_receiver()
         for n in range(app.inbox.workers):
             self._spawn(f"inbox-{n}", self._inbox_step, self._inbox_wake)
-        for n in range(app.dispatcher.workers):
-            self._spawn(f"dispatch-{n}", self._outbox_step, self._outbox_wake)
+        # One pool of dispatcher workers per vendor: a vendor whose rate limit makes its calls
+        # wait (Zendesk's 100 updates a minute) never holds up another vendor's work.
+        for vendor in sorted(set(VENDOR_OF.values())):
+            actions = frozenset(a for a, v in VENDOR_OF.items() if v == vendor)
+            for n in range(app.dispatcher.workers):
+                self._spawn(f"dispatch-{vendor}-{n}", partial(self._outbox_step, actions),
+                            self._outbox_wake)
         self._scheduler = BackgroundScheduler(timezone=UTC)
         # Leases are renewed well before they expire, for as long as this hub lives.
         self._scheduler.add_job(self._heartbeat, "interval", id="lease-heartbeat",
@@ -175,8 +181,8 @@ class Hub:
             self._outbox_wake.set()
         return len(items)
 
-    def _outbox_step(self, worker: str) -> int:
-        done = self.dispatcher.run_once(worker, limit=1)
+    def _outbox_step(self, actions: frozenset[str], worker: str) -> int:
+        done = self.dispatcher.run_once(worker, limit=1, actions=actions)
         if done:
             self._outbox_wake.set()  # a finished intent may unblock its dependants
         return done

@@ -25,7 +25,7 @@ __all__ = [
     "set_progress",
 ]
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -89,8 +89,13 @@ _ANY_DUE = sa.select(outbox.c.id).where(outbox.c.status == "pending",
                                          outbox.c.available_at <= sa.bindparam("now")).limit(1)
 
 
-def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
-    """Claim up to ``limit`` runnable intents (see the module docstring for the rules)."""
+def acquire(store: Store, worker: str, limit: int, lease_seconds: float,
+            actions: Collection[str] | None = None) -> list[OutboxItem]:
+    """Claim up to ``limit`` runnable intents (see the module docstring for the rules).
+
+    ``actions`` limits the claim to those actions (a worker pool per vendor, so that one
+    vendor's rate limit never holds up another's work).
+    """
     now = utcnow()
     older = outbox.alias("older")
     dep = outbox.alias("dep")
@@ -109,6 +114,8 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float) -> list
         .order_by(outbox.c.id)
         .limit(limit)
     )
+    if actions is not None:
+        runnable = runnable.where(outbox.c.action.in_(list(actions)))
     with store.read() as conn:
         # Idle workers poll: look before taking the write lock the receiver needs.
         if conn.execute(_ANY_DUE, {"now": now}).first() is None:

@@ -267,3 +267,22 @@ def test_a_minute_precision_trigger_stamp_and_the_precise_poll_run_the_rule_once
     assert len(sb.jira.issues()) == 1
     assert len(internal_notes(sb, ticket_id)) == 1
     assert len([d for d in rows(hub, decisions) if d.matched]) == 1
+
+
+def test_zendesk_writes_waiting_on_their_rate_limit_do_not_hold_up_jira_creates(sb, make_hub):
+    hub = make_hub()
+    # Every Zendesk update is held; Jira work must go on meanwhile (its own worker pool).
+    hold = sb.faults.add("zendesk", "PUT", TICKET, kind="hold", phase="before", times=None)
+    try:
+        for n in range(6):  # more tickets than there are dispatcher workers in all
+            sb.zendesk.deliver(bug_ticket(sb, error_code=f"E9{n}"), style="trigger",
+                               event_type="ticket.created")
+        assert hold.wait_reached(10)
+        for _ in range(100):
+            if len(sb.jira.issues()) == 6:
+                break
+            time.sleep(0.1)
+        assert len(sb.jira.issues()) == 6
+    finally:
+        hold.release()
+    assert hub.wait_idle(20)
