@@ -55,27 +55,6 @@ NOT_PER_TICKET = {
 # -- environment ------------------------------------------------------------------------------
 
 
-def what_if_nodelay() -> None:
-    """Opt-in experiment (``--what-if-nodelay``), NOT the product as shipped: make the hub's
-    listening socket an explicit IPPROTO_TCP socket, so asyncio sets TCP_NODELAY on the accepted
-    connections (see bench/README.md, "Findings"). Patches ``sync.hub``'s view of ``socket`` only,
-    in this process."""
-    import socket
-    import types
-
-    import sync.hub
-
-    shim = types.ModuleType("socket_with_tcp_proto")
-    shim.__dict__.update({k: v for k, v in vars(socket).items() if not k.startswith("__")})
-
-    def tcp_socket(family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,  # noqa: A002
-                   proto: int = 0) -> socket.socket:
-        return socket.socket(family, type, proto or socket.IPPROTO_TCP)
-
-    shim.socket = tcp_socket  # type: ignore[attr-defined]
-    sync.hub.socket = shim  # type: ignore[attr-defined]
-
-
 class ReceiverOnlyHub(Hub):
     """The hub with its inbox workers parked: they never claim an event (receiver alone)."""
 
@@ -393,9 +372,7 @@ def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
 
 def report(results: dict[str, Any]) -> str:
     out = [f"Switchboard webhook benchmark — {results['mode']} mode; {results['machine']['nproc']} "
-           f"CPU(s), Python {results['machine']['python']}, {results['timestamp']}"
-           + (" — WHAT-IF run: hub patched to use TCP_NODELAY" if results["what_if_nodelay"]
-              else "")]
+           f"CPU(s), Python {results['machine']['python']}, {results['timestamp']}"]
     rows = []
     for key, label in (
             ("closed_loop", "1. accepted/s, closed loop, inbox workers running"),
@@ -469,9 +446,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of the closed-loop window (default 10, quick 2)")
     p.add_argument("--connections", type=int, default=8, help="closed-loop client connections")
-    p.add_argument("--what-if-nodelay", action="store_true",
-                   help="experiment: run the hub with TCP_NODELAY on its connections (not the "
-                   "shipped behaviour; see README)")
     args = p.parse_args()
     full = not args.quick
     args.warmup = 1.0 if full else 0.5
@@ -499,8 +473,6 @@ def main() -> int:
         signal.signal(sig, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
-    if args.what_if_nodelay:
-        what_if_nodelay()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
 
     def want(phase: str) -> bool:
@@ -512,7 +484,6 @@ def main() -> int:
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "config": str(Path(args.config).resolve()),
-        "what_if_nodelay": args.what_if_nodelay,
     }
     with suppress(OSError):
         results["git_commit"] = subprocess.run(
@@ -549,7 +520,7 @@ def main() -> int:
         print("interrupted; hub, sandbox and load generator stopped", file=sys.stderr)
         return 130
     results["wall_s"] = time.monotonic() - started
-    out = OUT.with_name("webhooks-what-if-nodelay.json") if args.what_if_nodelay else OUT
+    out = OUT
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print()
