@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from sandbox import Sandbox, event_payload, sign_zendesk, trigger_payload  # noqa: E402
+from sandbox.demo import sandboxed_config  # noqa: E402
 from sync.config import LoadedConfig, load_config  # noqa: E402
 from sync.hub import Hub  # noqa: E402
 from sync.schema import inbox, links, outbox  # noqa: E402
@@ -64,21 +65,10 @@ class ReceiverOnlyHub(Hub):
 
 def _point_at(config: LoadedConfig, sb: Sandbox, store_file: Path, *,
               lift_limits: bool) -> LoadedConfig:
-    """The shipped config, with its connectors aimed at the sandbox and its store in a temp dir
-    (the same substitutions ``switchboard demo`` makes)."""
-    app = config.app
+    """The shipped config aimed at the sandbox, as ``switchboard demo`` does, optionally with
+    the connectors' rate limits lifted."""
     extra = {"requests_per_minute": LIFTED_RPM} if lift_limits else {}
-    zendesk = app.connectors.zendesk.model_copy(update={"base_url": sb.zendesk_url, **extra})
-    jira = app.connectors.jira.model_copy(update={"url": sb.jira_url, **extra})
-    connectors = app.connectors.model_copy(update={"zendesk": zendesk, "jira": jira})
-    store = app.store.model_copy(update={"url": f"sqlite:///{store_file}"})
-    receiver = app.receiver
-    if not receiver.zendesk_signing_secrets:
-        receiver = receiver.model_copy(
-            update={"zendesk_signing_secrets": (app.sandbox.webhook_secret,)})
-    new_app = app.model_copy(update={"connectors": connectors, "store": store,
-                                     "receiver": receiver})
-    return LoadedConfig(path=config.path, app=new_app, rules=config.rules)
+    return sandboxed_config(config, sb, store_file, **extra)
 
 
 def _ticket_data(field_ids: dict[str, int], *, subject: str, priority: str, tags: list[str],

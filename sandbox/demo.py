@@ -24,8 +24,8 @@ __all__ = [
 
 import json
 import re
-import sys
 import signal
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -72,10 +72,14 @@ def _edit(change: dict[str, Any], field_ids: dict[str, int]) -> dict[str, Any]:
     return out
 
 
-def sandboxed_config(config: LoadedConfig, sb: Sandbox, store_file: Path) -> LoadedConfig:
+def sandboxed_config(config: LoadedConfig, sb: Sandbox, store_file: Path,
+                     **connector_settings: Any) -> LoadedConfig:
+    """``config`` with its connectors aimed at ``sb`` (plus any ``connector_settings`` for both,
+    e.g. ``requests_per_minute``) and its store in ``store_file``."""
     app = config.app
-    zendesk = app.connectors.zendesk.model_copy(update={"base_url": sb.zendesk_url})
-    jira = app.connectors.jira.model_copy(update={"url": sb.jira_url})
+    zendesk = app.connectors.zendesk.model_copy(
+        update={"base_url": sb.zendesk_url, **connector_settings})
+    jira = app.connectors.jira.model_copy(update={"url": sb.jira_url, **connector_settings})
     connectors = app.connectors.model_copy(update={"zendesk": zendesk, "jira": jira})
     store = app.store.model_copy(update={"url": f"sqlite:///{store_file}"})
     receiver = app.receiver
