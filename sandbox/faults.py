@@ -85,13 +85,21 @@ class Fault:
         """Let held requests continue (and stop holding later ones)."""
         self._released.set()
 
+    def abort(self) -> None:
+        """Drop held requests: a ``before`` hold is then never applied and its connection is
+        reset, as if the request had been lost on the way (the client saw nothing)."""
+        self.aborted = True
+        self._released.set()
+
     @property
     def released(self) -> bool:
         """True once :meth:`release` was called (or the sandbox stopped)."""
         return self._released.is_set()
 
+    aborted = False
+
     def hold(self) -> None:
-        """Block the calling request thread until released."""
+        """Block the calling request thread until released (or aborted)."""
         self.reached.set()
         self._released.wait()
 

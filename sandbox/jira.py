@@ -246,7 +246,7 @@ class JiraState:
                     "object": "A remote link needs object.url and object.title."}})  # fmt: skip
             links = self._links.setdefault(record["id"], [])
             global_id = body.get("globalId")
-            existing = next((l for l in links if global_id and l["globalId"] == global_id), None)
+            existing = next((k for k in links if global_id and k["globalId"] == global_id), None)
             link_id = existing["id"] if existing else self._id("link")
             link = {
                 "id": link_id,

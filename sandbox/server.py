@@ -8,6 +8,7 @@ that a fault can abort the socket (RST) after a write has landed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -67,10 +68,8 @@ class _VendorServer(ThreadingHTTPServer):
         with self.connections_lock:
             connections = list(self.connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,10 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the stdlib access log; the RequestLog is the record."""
@@ -155,6 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
         if fault is not None and kind == "hold" and fault.phase == "before":
             fault.hold()
+            if fault.aborted:  # the request is lost: nothing applied, nothing answered
+                self._log(request, arrived, None, "aborted")
+                with contextlib.suppress(*_CLIENT_GONE):
+                    self._reset()
+                return
         if fault is not None and kind == "status":
             response = self._fault_response(fault, app)
         else:
@@ -219,12 +221,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Abort the connection with a TCP RST and no answer."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
             )
-        except OSError:
-            pass
         # Drop the file objects' references so close() really closes the socket (sending RST),
         # and leave harmless stand-ins for the stdlib's trailing flush/close.
         self.rfile.close()
