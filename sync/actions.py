@@ -40,7 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import ConflictError, RetriableError
+from connectors.errors import ConflictError, NotFoundError, RetriableError
 from connectors.models import BugDraft, IssueRef, RemoteLink, Ticket, TicketUpdate, format_time
 from sync.links import BugRecord, add_link, find_bug, record_bug
 from sync.outbox import OutboxItem, set_progress
@@ -110,7 +110,12 @@ def _open_bug(ctx: ActionContext, project: str, dedupe: str) -> IssueRef | None:
     if bug is None:
         return None
     # One read: engineers may have closed the bug since; a closed bug is never joined.
-    current: IssueRef = ctx.jira.get_issue(bug.jira_key)
+    try:
+        current: IssueRef = ctx.jira.get_issue(bug.jira_key)
+    except NotFoundError:
+        log.warning("bug %s for %s/%s is gone (deleted, or no longer visible); a new bug will "
+                    "be created", bug.jira_key, project, dedupe)
+        return None
     return None if current.is_done else current
 
 
@@ -176,8 +181,10 @@ def zendesk_update(ctx: ActionContext) -> ActionOutcome:
     marker = marker_tag(item.idem_key)
     # What this write changes, recorded before it is sent: the processor subtracts it from the
     # ticket's next diff once the marker shows up, even before this intent is marked done.
-    delta: dict[str, Any] = {"marker": marker, "add_tags": [*params.get("add_tags", ()), marker],
-             "remove_tags": list(params.get("remove_tags", ())),
+    # Zendesk stores tags lower-cased: so must the tag lists compared and recorded here.
+    delta: dict[str, Any] = {"marker": marker,
+             "add_tags": [*(t.lower() for t in params.get("add_tags", ())), marker],
+             "remove_tags": [t.lower() for t in params.get("remove_tags", ())],
              "fields": dict(params.get("fields") or {}), "status": params.get("status") or None}
     with ctx.store.read() as conn:
         snapshot = get_snapshot(conn, ticket_id)

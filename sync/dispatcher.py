@@ -16,7 +16,7 @@ __all__ = ["Dispatcher"]
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.errors import SwitchboardError
@@ -46,15 +46,6 @@ class Dispatcher:
         self.retry = retry
         self.lease_seconds = lease_seconds
         self.sleep = sleep
-
-    def run_once(self, worker: str, limit: int = 1,
-                 actions: Collection[str] | None = None) -> int:
-        """Claim and execute up to ``limit`` intents (of ``actions``, if given); returns how
-        many were claimed."""
-        items = outbox.acquire(self.store, worker, limit, self.lease_seconds, actions)
-        for item in items:
-            self.execute(item)
-        return len(items)
 
     def _namespace(self, item: outbox.OutboxItem) -> dict[str, Any]:
         namespace = dict(item.context)

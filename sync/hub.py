@@ -1,9 +1,11 @@
 """The hub: store, connectors, receiver, scheduler and workers, started and stopped together.
 
-Threads: uvicorn serves the receiver; inbox workers turn events into decisions and intents;
-dispatcher workers execute intents; APScheduler runs the poller (never overlapping:
-``max_instances=1``, ``coalesce=True``). Workers sleep on an event that the receiver and the
-poller set when new work arrives, so an accepted webhook is acted on at once.
+A child process serves the webhook receiver (``sync.receiver``: it shares only the store, so
+acknowledging webhooks never waits for the workers' GIL). In the hub process: inbox workers turn
+events into decisions and intents; a pool of dispatcher workers per vendor executes intents;
+APScheduler runs the poller and the lease heartbeat (never overlapping: ``max_instances=1``,
+``coalesce=True``). Workers sleep on an event that the receiver (through a pipe) and the poller
+set when new work arrives, so an accepted webhook is acted on at once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 __all__ = ["Hub"]
 
 import logging
-import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,24 +21,22 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from connectors.http import RateLimiter
 from connectors.jira import JiraConnector
 from connectors.zendesk import ZendeskConnector
-from sync import inbox, leases
+from sync import inbox, leases, outbox
 from sync.actions import HANDLERS, VENDOR_OF
 from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
-from sync.intake import InboxWriter
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
+from sync.receiver import ReceiverProcess
 from sync.retry import RetryPolicy
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
 from sync.store import Store, utcnow
-from sync.webhooks import create_app
 
 log = logging.getLogger("switchboard.hub")
 
@@ -69,9 +68,8 @@ class Hub:
         self._outbox_wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scheduler: BackgroundScheduler | None = None
-        self._server: uvicorn.Server | None = None
-        self._socket: socket.socket | None = None
-        self._writer: InboxWriter | None = None
+        self._receiver: ReceiverProcess | None = None
+        self._tracker = leases.Tracker()
         self.port: int | None = None
         self._id = uuid.uuid4().hex[:8]
 
@@ -90,7 +88,7 @@ class Hub:
         for n in range(app.inbox.workers):
             self._spawn(f"inbox-{n}", self._inbox_step, self._inbox_wake)
         # One pool of dispatcher workers per vendor: a vendor whose rate limit makes its calls
-        # wait (Zendesk's 100 updates a minute) never holds up another vendor's work.
+        # wait (Zendesk's 100 updates a minute) does not hold up another vendor's work.
         for vendor in sorted(set(VENDOR_OF.values())):
             actions = frozenset(a for a, v in VENDOR_OF.items() if v == vendor)
             for n in range(app.dispatcher.workers):
@@ -109,41 +107,22 @@ class Hub:
         log.info("hub %s listening on http://%s:%s", self._id, app.receiver.host, self.port)
 
     def stop(self) -> None:
+        if self._receiver is not None:
+            self._receiver.stop()  # no new events; in-flight webhooks are answered first
         self._stop.set()
         self._inbox_wake.set()
         self._outbox_wake.set()
+        for thread in self._threads:  # workers finish what they hold, leases still renewed
+            thread.join(timeout=30)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
-        if self._server is not None:
-            self._server.should_exit = True
-        for thread in self._threads:
-            thread.join(timeout=30)
-        if self._writer is not None:
-            self._writer.close()
         self.store.close()
 
     def _start_receiver(self) -> None:
-        receiver = self.config.app.receiver
-        # IPPROTO_TCP explicitly: asyncio switches Nagle's algorithm off (TCP_NODELAY) only on
-        # connections accepted from such a socket; without it, every keep-alive answer waits
-        # ~40 ms for the client's delayed ACK.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((receiver.host, receiver.port))
-        self.port = self._socket.getsockname()[1]
-        self._writer = InboxWriter(self.store)
-        asgi = create_app(self.store, receiver, writer=self._writer,
-                          field_ids=self.config.app.connectors.zendesk.custom_fields,
-                          on_accept=self._wake_inbox)
-        self._server = uvicorn.Server(uvicorn.Config(
-            asgi, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=5, http="httptools", loop="uvloop"))
-        thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                  name="receiver", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        while not self._server.started and thread.is_alive():
-            threading.Event().wait(0.01)
+        self._receiver = ReceiverProcess(
+            self.config.app.receiver, self.config.store_url(),
+            self.config.app.connectors.zendesk.custom_fields, on_events=self._wake_inbox)
+        self.port = self._receiver.start()
 
     @property
     def url(self) -> str:
@@ -176,16 +155,21 @@ class Hub:
         settings = self.config.app.inbox
         items = inbox.acquire(self.store, worker, settings.batch, settings.lease_seconds)
         for item in items:
-            self.processor.process(item)
+            with self._tracker.holding(inbox_table, item.id):
+                self.processor.process(item)
         if items:
             self._outbox_wake.set()
         return len(items)
 
     def _outbox_step(self, actions: frozenset[str], worker: str) -> int:
-        done = self.dispatcher.run_once(worker, limit=1, actions=actions)
-        if done:
+        app = self.config.app
+        items = outbox.acquire(self.store, worker, 1, app.dispatcher.lease_seconds, actions)
+        for item in items:
+            with self._tracker.holding(outbox_table, item.id):
+                self.dispatcher.execute(item)
+        if items:
             self._outbox_wake.set()  # a finished intent may unblock its dependants
-        return done
+        return len(items)
 
     def _lease_seconds(self) -> float:
         app = self.config.app
@@ -193,9 +177,9 @@ class Hub:
 
     def _heartbeat(self) -> None:
         try:
-            leases.renew(self.store, (inbox_table,), self._id, self.config.app.inbox.lease_seconds)
-            leases.renew(self.store, (outbox_table,), self._id,
-                         self.config.app.dispatcher.lease_seconds)
+            for table, seconds in ((inbox_table, self.config.app.inbox.lease_seconds),
+                                   (outbox_table, self.config.app.dispatcher.lease_seconds)):
+                leases.renew(self.store, table, self._tracker.rows(table), self._id, seconds)
         except Exception:
             log.exception("lease heartbeat failed; leases expire unless the next one succeeds")
 

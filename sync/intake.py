@@ -6,7 +6,8 @@ commits, then answers them all. A request is still answered only after *its* eve
 (invariant 1) — it just shares the commit (and the store's write lock) with its neighbours, which
 is what lets the receiver accept a burst at the rate of the disk rather than of one fsync-sized
 transaction per webhook. If the commit fails, every event of the batch gets the error (the
-receiver answers 503 and Zendesk delivers again); nothing of the batch is stored.
+receiver answers 503 and Zendesk delivers again); nothing of the batch is stored. The thread
+survives any error, and a waiter that gave up (timeout) is skipped.
 """
 
 from __future__ import annotations
@@ -52,34 +53,49 @@ class InboxWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._write(batch)
-            if stop:
-                return
+            try:
+                if self._step():
+                    return
+            except Exception:  # never let the writer die: every later webhook would hang
+                log.exception("the inbox writer failed; carrying on")
+
+    def _step(self) -> bool:
+        """Write one batch (all that is waiting, up to ``max_batch``); True when told to stop."""
+        first = self._queue.get()
+        if first is _STOP:
+            return True
+        batch = [first]
+        stop = False
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stop = True
+                break
+            batch.append(item)
+        self._write(batch)
+        return stop
 
     def _write(self, batch: list[tuple[dict[str, Any], Future[AcceptResult]]]) -> None:
+        # A request that gave up waiting (its future cancelled) is still written: its sender
+        # will deliver it again, and the inbox dedupes the redelivery.
         try:
             with self.store.write() as conn:
                 results = [accept_in(conn, **event) for event, _ in batch]
         except Exception as exc:
             log.exception("committing %s inbound event(s) failed", len(batch))
             for _, future in batch:
-                future.set_exception(exc)
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            if future.set_running_or_notify_cancel():
+                future.set_result(result)

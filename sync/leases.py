@@ -1,16 +1,20 @@
 """Leases on inbox and outbox rows: claimed by one worker, renewed while it works, fenced.
 
-A worker id is ``<hub id>/<thread name>``. While a hub runs, a heartbeat renews every lease its
-workers hold (:func:`renew`), so a slow action never loses its lease to another worker; when a hub
-dies, its leases expire after ``lease_seconds`` and the rows are claimed again. A worker that finds
+A worker id is ``<hub id>/<thread name>``. While a hub runs, a heartbeat renews the leases of the
+rows its workers are working on (:class:`Tracker`, :func:`renew`), so a slow action never loses
+its lease to another worker; when a hub dies — or a worker fails to record an outcome — those
+leases expire after ``lease_seconds`` and the rows are claimed again. A worker that finds
 its lease gone when it records an outcome or progress gets :class:`LeaseLost` — the row belongs to
 someone else now, and what this worker was about to write is rolled back (fencing).
 """
 
 from __future__ import annotations
 
-__all__ = ["LeaseLost", "claim", "fenced_update", "free_all", "renew"]
+__all__ = ["LeaseLost", "Tracker", "claim", "fenced_update", "free_all", "renew"]
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,17 +65,42 @@ def fenced_update(conn: sa.Connection, table: sa.Table, row_id: int, owner: str 
         raise LeaseLost(f"{table.name} row {row_id}: lease no longer held by {owner}")
 
 
-def renew(store: Store, tables: tuple[sa.Table, ...], owner_prefix: str,
+class Tracker:
+    """The rows this hub's workers are working on right now (claimed and not yet finished).
+
+    Only these are renewed: a row whose outcome could not be recorded (its worker hit an
+    unexpected error) drops out and its lease expires, so that it is claimed and tried again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, set[int]] = {}
+
+    @contextmanager
+    def holding(self, table: sa.Table, row_id: int) -> Iterator[None]:
+        with self._lock:
+            self._rows.setdefault(table.name, set()).add(row_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._rows[table.name].discard(row_id)
+
+    def rows(self, table: sa.Table) -> list[int]:
+        with self._lock:
+            return sorted(self._rows.get(table.name, ()))
+
+
+def renew(store: Store, table: sa.Table, ids: list[int], owner_prefix: str,
           lease_seconds: float) -> int:
-    """Extend every lease held by this hub's workers; returns how many rows were renewed."""
-    until = utcnow() + timedelta(seconds=lease_seconds)
-    renewed = 0
+    """Extend the leases this hub's workers hold on ``ids``; returns how many were renewed."""
+    if not ids:
+        return 0
     with store.write() as conn:
-        for table in tables:
-            renewed += conn.execute(
-                sa.update(table).where(table.c.lease_owner.like(f"{owner_prefix}/%"))
-                .values(lease_until=until)).rowcount
-    return renewed
+        return conn.execute(
+            sa.update(table).where(table.c.id.in_(ids),
+                                   table.c.lease_owner.like(f"{owner_prefix}/%"))
+            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))).rowcount
 
 
 def free_all(store: Store, table: sa.Table) -> int:

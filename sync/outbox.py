@@ -94,7 +94,7 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float,
     """Claim up to ``limit`` runnable intents (see the module docstring for the rules).
 
     ``actions`` limits the claim to those actions (a worker pool per vendor, so that one
-    vendor's rate limit never holds up another's work).
+    vendor's rate limit does not hold up another's work).
     """
     now = utcnow()
     older = outbox.alias("older")
@@ -118,7 +118,9 @@ def acquire(store: Store, worker: str, limit: int, lease_seconds: float,
         runnable = runnable.where(outbox.c.action.in_(list(actions)))
     with store.read() as conn:
         # Idle workers poll: look before taking the write lock the receiver needs.
-        if conn.execute(_ANY_DUE, {"now": now}).first() is None:
+        due = _ANY_DUE if actions is None \
+            else _ANY_DUE.where(outbox.c.action.in_(list(actions)))
+        if conn.execute(due, {"now": now}).first() is None:
             return []
     with store.write() as conn:
         _cascade_dead_dependencies(conn)

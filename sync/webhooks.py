@@ -31,9 +31,10 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -52,6 +53,7 @@ from connectors.zendesk_webhooks import (
     verify_zendesk_signature,
 )
 from sync.config import ReceiverSettings
+from sync.inbox import AcceptResult
 from sync.intake import InboxWriter
 from sync.store import Store
 
@@ -86,6 +88,13 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+COMMIT_TIMEOUT = 8.0  # Zendesk gives up on a webhook after about 10 s
+
+
+async def _stored(commit: Awaitable[AcceptResult]) -> AcceptResult:
+    return await asyncio.wait_for(commit, COMMIT_TIMEOUT)
 
 
 def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[str, int],
@@ -138,20 +147,22 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
         delivery = request.headers.get(INVOCATION) or None
         try:
             if isinstance(event, IgnoredWebhook):
-                result = await writer.accept(
+                result = await _stored(writer.accept(
                     source="zendesk", kind=event.kind[:96],
                     entity_key="zendesk:ignored", payload={"reason": event.reason},
                     delivery_id=f"zendesk:{delivery}" if delivery else None,
-                    status="ignored", outcome=f"ignored: {event.reason}")
+                    status="ignored", outcome=f"ignored: {event.reason}"))
                 return JSONResponse({"status": "ignored", "reason": event.reason,
                                      "id": result.inbox_id})
-            result = await writer.accept(
+            result = await _stored(writer.accept(
                 source="zendesk", kind=event.kind,
                 entity_key=f"zendesk:ticket:{event.ticket_id}", change_key=event.change_key,
                 delivery_id=f"zendesk:{delivery}" if delivery else None,
                 payload={"style": event.style, "hint": event.hint, "complete": event.complete,
-                         "fields": dict(event.fields)})
-        except SQLAlchemyError:
+                         "fields": dict(event.fields)}))
+        except Exception:
+            # Not stored (the commit failed, or took longer than Zendesk waits): 503, and
+            # Zendesk delivers again; a redelivery of an event that did land is a duplicate.
             log.exception("inbox commit failed; answering 503")
             return _error(503, "could not store the event; retry later",
                           **{"Retry-After": str(settings.retry_after_seconds)})
@@ -162,6 +173,9 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
         return JSONResponse({"status": "accepted", "id": result.inbox_id})
 
     async def healthz(_request: Request) -> JSONResponse:
+        if not writer.alive:
+            return JSONResponse({"status": "inbox writer stopped"}, status_code=503)
+
         def ping() -> None:
             with store.read() as conn:
                 conn.execute(sa.text("SELECT 1"))

@@ -104,3 +104,53 @@ def test_a_ticket_whose_bug_was_closed_gets_a_new_bug_not_the_closed_one(sb, mak
     new_key = next(k for k in keys if k != old["key"])
     assert new_key in notes(sb, second)[0]
     assert len(sb.jira.remote_links(old["key"])) == 1
+
+
+def test_a_ticket_whose_bug_was_deleted_gets_a_new_bug(sb, make_hub):
+    hub = make_hub()
+    first = bug_ticket(sb)
+    sb.zendesk.deliver(first, style="trigger", event_type="ticket.created")
+    assert hub.wait_idle(15)
+    [old] = sb.jira.issues()
+    # Deleted in Jira (or no longer visible to Switchboard's account): it answers 404.
+    sb.faults.add("jira", "GET", rf"^/rest/api/2/issue/{old['key']}$", kind="status",
+                  status=404, times=None)
+    second = bug_ticket(sb, subject="E1042 again")
+    sb.zendesk.deliver(second, style="trigger", event_type="ticket.created")
+    assert hub.wait_idle(15)
+    assert len(sb.jira.issues()) == 2
+    assert all(r.status == "done" for r in rows(hub, outbox))
+    assert old["key"] not in notes(sb, second)[0]
+
+
+MIXED_CASE_RULES = """
+  - id: escalate-mixed-case
+    on: [ticket.updated]
+    if: {field: ticket.tags, op: contains, value: please_escalate}
+    then:
+      - zendesk.update:
+          note: "escalated"
+          add_tags: [Escalated_To_Eng]
+          remove_tags: [Please_Escalate]
+  - id: on-escalated
+    on: [ticket.updated]
+    if: {field: ticket.tags, op: contains, value: escalated_to_eng}
+    then:
+      - zendesk.update: {note: "escalated seen"}
+"""
+
+
+def test_tags_written_in_mixed_case_are_applied_and_their_echo_runs_no_rule(
+        sb, make_hub, tmp_path):
+    hub = make_hub(config_with(tmp_path, MIXED_CASE_RULES))
+    ticket_id = bug_ticket(sb, tags=("billing",))
+    sb.zendesk.deliver(ticket_id, style="trigger", event_type="ticket.created")
+    assert hub.wait_idle(15)
+    sb.zendesk.update_ticket(ticket_id, {"tags": ["billing", "please_escalate"]})
+    sb.zendesk.deliver(ticket_id, style="trigger", event_type="ticket.updated")
+    assert hub.wait_idle(15)
+    hub.poll_now()  # the echo of the write
+    assert hub.wait_idle(15)
+    tags = sb.zendesk.ticket(ticket_id)["tags"]
+    assert "escalated_to_eng" in tags and "please_escalate" not in tags
+    assert notes(sb, ticket_id) == ["escalated"]

@@ -135,14 +135,20 @@ def test_a_worker_whose_lease_was_taken_over_cannot_commit(store):
     assert outbox.counts(store) == {"done": 1}
 
 
-def test_the_heartbeat_renews_only_this_hubs_leases(store):
+def test_the_heartbeat_renews_only_rows_this_hub_is_working_on(store):
     event(store, 1, "a")
     event(store, 2, "a")
-    inbox.acquire(store, "hubA/w1", 1, lease_seconds=1)
-    inbox.acquire(store, "hubB/w1", 1, lease_seconds=1)
-    assert leases.renew(store, (inbox_table,), "hubA", 600) == 1
+    event(store, 3, "a")
+    [working] = inbox.acquire(store, "hubA/w1", 1, lease_seconds=1)
+    [abandoned] = inbox.acquire(store, "hubA/w1", 1, lease_seconds=1)  # its outcome failed
+    [other_hubs] = inbox.acquire(store, "hubB/w1", 1, lease_seconds=1)
+    tracker = leases.Tracker()
+    with tracker.holding(inbox_table, working.id):
+        ids = tracker.rows(inbox_table)
+        assert leases.renew(store, inbox_table, ids + [other_hubs.id], "hubA", 600) == 1
+    assert tracker.rows(inbox_table) == []
     with store.read() as conn:
-        until = dict(conn.execute(sa.select(inbox_table.c.lease_owner,
-                                            inbox_table.c.lease_until)).all())
-    assert until["hubA/w1"] > utcnow() + timedelta(seconds=500)
-    assert until["hubB/w1"] < utcnow() + timedelta(seconds=2)
+        until = dict(conn.execute(sa.select(inbox_table.c.id, inbox_table.c.lease_until)).all())
+    assert until[working.id] > utcnow() + timedelta(seconds=500)
+    assert until[abandoned.id] < utcnow() + timedelta(seconds=2)  # expires: claimed again
+    assert until[other_hubs.id] < utcnow() + timedelta(seconds=2)

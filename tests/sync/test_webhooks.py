@@ -373,3 +373,9 @@ def test_trigger_body_whose_event_is_not_text_gets_400(client, store):
     body = trigger_body(event={"type": "ticket.created"})
     assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
     assert rows(store) == []
+
+
+def test_healthz_fails_when_the_inbox_writer_is_gone(store):
+    client = make_client(store)
+    client.app.state.writer.close()
+    assert client.get("/healthz").status_code == 503
