@@ -18,8 +18,11 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from sync.inbox import AcceptResult, accept_in
 from sync.store import Store
@@ -31,9 +34,11 @@ _STOP = object()
 class InboxWriter:
     """One thread that writes submitted inbox events in batches."""
 
-    def __init__(self, store: Store, *, max_batch: int = 256) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 256,
+                 lock_wait_seconds: float = 8.0) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.lock_wait_seconds = lock_wait_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         self._thread.start()
@@ -84,12 +89,30 @@ class InboxWriter:
         self._write(batch)
         return stop
 
+    def _commit(self, events: list[dict[str, Any]]) -> list[AcceptResult]:
+        """Insert and commit, retrying while another process holds the store's write lock.
+
+        The receiver's store is opened with no busy timeout (see ``sync.receiver``): SQLite's own
+        busy handler sleeps 1, 2, 5, 10, ... 100 ms between tries, which is most of a webhook's
+        latency budget; retrying here every half millisecond keeps acknowledgements quick.
+        """
+        deadline = time.monotonic() + self.lock_wait_seconds
+        while True:
+            try:
+                with self.store.write() as conn:
+                    return [accept_in(conn, **event) for event in events]
+            except OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+
     def _write(self, batch: list[tuple[dict[str, Any], Future[AcceptResult]]]) -> None:
         # A request that gave up waiting (its future cancelled) is still written: its sender
         # will deliver it again, and the inbox dedupes the redelivery.
         try:
-            with self.store.write() as conn:
-                results = [accept_in(conn, **event) for event, _ in batch]
+            results = self._commit([event for event, _ in batch])
         except Exception as exc:
             log.exception("committing %s inbound event(s) failed", len(batch))
             for _, future in batch:

@@ -293,38 +293,42 @@ class EventProcessor:
 
     def _decide(self, item: inbox_mod.InboxItem, ticket: Ticket, event_type: str,
                 changes: dict[str, Change], read_reason: str | None) -> str:
-        with self.store.write() as conn:
+        # Evaluate and plan outside the write transaction, so that the store's write lock (which
+        # the receiver needs for every webhook) is held only for the inserts. Reading the links
+        # first is safe: no other worker processes this ticket meanwhile (order per entity).
+        with self.store.read() as conn:
             ctx = self._context(conn, ticket, event_type, changes, item)
-            namespace = ctx.namespace()
-            matched: list[str] = []
-            planned = 0
-            now = utcnow()
-            for rule in self.rules.for_event(event_type):
-                evaluation = evaluate(rule, ctx)
-                trace = evaluation.to_json()
-                intents_rows = []
-                if evaluation.matched:
-                    try:
-                        for intent in plan(rule, item.change_key or f"inbox:{item.id}"):
-                            intents_rows.append(dict(
-                                idem_key=intent.idempotency_key, inbox_id=item.id,
-                                rule_id=rule.id, action=intent.action, ticket_id=ticket.id,
-                                order_key=self._order_key(intent.action, intent.params,
-                                                          namespace, ticket.id),
-                                depends_on=intent.depends_on, params=thaw(intent.params),
-                                context=thaw(namespace),
-                                status="pending" if rule.mode == "live" else "shadow"))
-                    except Exception as exc:  # a template that cannot render is a rule error
-                        trace["error"] = f"planning failed: {exc}"
-                        intents_rows = []
-                conn.execute(_DECISION, {
-                    "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
-                    "rule_id": rule.id, "mode": rule.mode, "matched": evaluation.matched,
-                    "trace": trace, "created_at": now})
-                if evaluation.matched:
-                    matched.append(f"{rule.id}{' (shadow)' if rule.mode == 'shadow' else ''}")
-                for row in intents_rows:
-                    planned += add_intent(conn, **row)
+        namespace = ctx.namespace()
+        matched: list[str] = []
+        decision_rows: list[dict[str, Any]] = []
+        intent_rows: list[dict[str, Any]] = []
+        now = utcnow()
+        for rule in self.rules.for_event(event_type):
+            evaluation = evaluate(rule, ctx)
+            trace = evaluation.to_json()
+            if evaluation.matched:
+                try:
+                    planned_rows = [dict(
+                        idem_key=intent.idempotency_key, inbox_id=item.id,
+                        rule_id=rule.id, action=intent.action, ticket_id=ticket.id,
+                        order_key=self._order_key(intent.action, intent.params, namespace,
+                                                  ticket.id),
+                        depends_on=intent.depends_on, params=thaw(intent.params),
+                        context=thaw(namespace),
+                        status="pending" if rule.mode == "live" else "shadow")
+                        for intent in plan(rule, item.change_key or f"inbox:{item.id}")]
+                    intent_rows.extend(planned_rows)
+                except Exception as exc:  # a template that cannot render is a rule error
+                    trace["error"] = f"planning failed: {exc}"
+                matched.append(f"{rule.id}{' (shadow)' if rule.mode == 'shadow' else ''}")
+            decision_rows.append({
+                "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
+                "rule_id": rule.id, "mode": rule.mode, "matched": evaluation.matched,
+                "trace": trace, "created_at": now})
+        with self.store.write() as conn:
+            if decision_rows:
+                conn.execute(_DECISION, decision_rows)
+            planned = sum(add_intent(conn, **row) for row in intent_rows)
             put_snapshot(conn, ticket)
             parts = [event_type]
             if read_reason:

@@ -43,7 +43,8 @@ class StoreLockedError(RuntimeError):
 class Store:
     """Engine, schema version and transactions for one database URL."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000,
+                 checkpoints: bool = True) -> None:
         self.url = url
         self._is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
@@ -53,11 +54,11 @@ class Store:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
-            self._install_sqlite_pragmas(busy_timeout_ms)
+            self._install_sqlite_pragmas(busy_timeout_ms, checkpoints)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
 
-    def _install_sqlite_pragmas(self, busy_timeout_ms: int) -> None:
+    def _install_sqlite_pragmas(self, busy_timeout_ms: int, checkpoints: bool) -> None:
         @sa.event.listens_for(self.engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin").
@@ -67,6 +68,9 @@ class Store:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
+            if not checkpoints:
+                # Leave WAL checkpoints (an fsync of the database) to the other connections.
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @sa.event.listens_for(self.engine, "begin")
@@ -117,6 +121,12 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file (SQLite; never blocks readers or writers)."""
+        if self._is_sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def schema_version(self) -> str | None:
         with self.engine.connect() as conn:
