@@ -10,12 +10,16 @@ lets the parked request finish on the vendor's side, as a request already on the
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
 from sandbox import Fault, Sandbox
 from tests.support.hubproc import (
@@ -326,3 +330,64 @@ def test_sigterm_stops_the_hub_cleanly_and_a_restart_carries_on(rig: Rig) -> Non
     rig.deliver(second)
     rig.wait_done(intents=4)
     rig.assert_exactly_once([[first, second]])
+
+
+def _receiver_pids(hub_pid: int) -> list[int]:
+    """Child processes of the hub that run the webhook receiver (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(stat[1]) == hub_pid and b"sync.receiver" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _port_is_free(port: int) -> bool:
+    """Nobody listens on ``port`` (connections in TIME_WAIT are fine, as for the hub)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_a_killed_hubs_receiver_exits_and_frees_the_port(rig: Rig) -> None:
+    assert rig.hub.proc is not None
+    [receiver] = _receiver_pids(rig.hub.proc.pid)
+    rig.hub.kill()
+    wait_until(lambda: not Path(f"/proc/{receiver}").exists(), 10,
+               message="the receiver outlived its hub")
+    assert _port_is_free(rig.hub.port)
+
+
+def test_a_receiver_that_dies_is_restarted_by_its_hub(rig: Rig) -> None:
+    assert rig.hub.proc is not None
+    [receiver] = _receiver_pids(rig.hub.proc.pid)
+    os.kill(receiver, signal.SIGKILL)
+
+    def restarted() -> bool:
+        assert rig.hub.proc is not None
+        pids = _receiver_pids(rig.hub.proc.pid)
+        return bool(pids) and pids != [receiver]
+
+    wait_until(restarted, 15, message="no new receiver")
+    ticket = rig.create_ticket("Route optimiser crashes on import", "E1042")
+
+    def accepted() -> bool:
+        try:
+            rig.deliver(ticket)
+        except (requests.ConnectionError, AssertionError):
+            return False  # the new receiver is not listening yet
+        return True
+
+    wait_until(accepted, 15, message="webhook not accepted")
+    rig.wait_done(intents=2)
+    rig.assert_exactly_once([[ticket]])

@@ -54,3 +54,14 @@ def test_without_deltas_nothing_is_subtracted():
     after = ticket(T1, tags=("a", "jira_linked"))
     assert subtract_own(diff_tickets(before, after), []) == {"tags": Change(["a"],
                                                                             ["a", "jira_linked"])}
+
+
+def test_two_writes_seen_at_once_are_both_subtracted():
+    first = {"add_tags": ["jira_linked", "switchboard_aaa"], "fields": {"jira_key": "SUP-1"}}
+    second = {"add_tags": ["switchboard_bbb"], "remove_tags": ["needs_triage"],
+              "status": "pending"}
+    before = ticket(T0, status="open", tags=("bug", "needs_triage"))
+    after = ticket(T1, status="pending",
+                   tags=("bug", "jira_linked", "switchboard_aaa", "switchboard_bbb"),
+                   custom_fields={"jira_key": "SUP-1"})
+    assert subtract_own(diff_tickets(before, after), [first, second]) == {}
