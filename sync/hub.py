@@ -180,9 +180,12 @@ class Hub:
             for table, seconds in ((inbox_table, self.config.app.inbox.lease_seconds),
                                    (outbox_table, self.config.app.dispatcher.lease_seconds)):
                 leases.renew(self.store, table, self._tracker.rows(table), self._id, seconds)
-            self.store.checkpoint()  # the receiver leaves WAL checkpoints to the hub
         except Exception:
             log.exception("lease heartbeat failed; leases expire unless the next one succeeds")
+        try:
+            self.store.checkpoint()  # the receiver leaves WAL checkpoints to the hub
+        except Exception:
+            log.exception("WAL checkpoint failed; the next heartbeat tries again")
 
     def _poll_job(self) -> None:
         try:

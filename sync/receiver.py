@@ -9,7 +9,8 @@ only the store with it:
   the two processes' writes; WAL lets the hub read meanwhile);
 - after each commit it sends one byte on an event pipe, which wakes the hub's inbox workers;
 - it exits when the hub's end of a control pipe closes — also when the hub is killed — so a
-  receiver never outlives its hub and never holds the port against the hub's restart.
+  receiver never outlives its hub; the hub owns the listening socket and restarts a child that
+  died (backing off if children keep dying young).
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ import contextlib
 import json
 import logging
 import os
-import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sync.config import ReceiverSettings
 
 log = logging.getLogger("switchboard.receiver")
-START_TIMEOUT = 60.0
 
 
-def _serve(spec: Mapping[str, Any], control_fd: int, events_fd: int) -> None:
+def _serve(spec: Mapping[str, Any], listen_fd: int, control_fd: int, events_fd: int) -> None:
     """The child's main: serve until the control pipe closes or a signal stops uvicorn."""
     import uvicorn
 
@@ -42,7 +43,7 @@ def _serve(spec: Mapping[str, Any], control_fd: int, events_fd: int) -> None:
     from sync.store import Store
     from sync.webhooks import create_app
 
-    logging.basicConfig(level=logging.WARNING,
+    logging.basicConfig(level=int(spec.get("log_level", logging.WARNING)),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ReceiverSettings(**spec["settings"])
     # The hub opened (locked, migrated) the store; the receiver only inserts, and retries a busy
@@ -58,11 +59,7 @@ def _serve(spec: Mapping[str, Any], control_fd: int, events_fd: int) -> None:
     writer = InboxWriter(store)
     app = create_app(store, settings, field_ids=spec["field_ids"], writer=writer,
                      on_accept=lambda: send(b"w"))
-    # IPPROTO_TCP explicitly: asyncio switches Nagle's algorithm off (TCP_NODELAY) only on
-    # connections accepted from such a socket; without it every keep-alive answer waits ~40 ms.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
+    sock = socket.socket(fileno=listen_fd)  # the hub's listening socket: same port always
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=5, http="httptools", loop="uvloop"))
@@ -73,7 +70,6 @@ def _serve(spec: Mapping[str, Any], control_fd: int, events_fd: int) -> None:
         server.should_exit = True
 
     threading.Thread(target=watch_hub, name="hub-watch", daemon=True).start()
-    send(f"R{sock.getsockname()[1]}\n".encode())
     try:
         server.run(sockets=[sock])
     finally:
@@ -81,8 +77,21 @@ def _serve(spec: Mapping[str, Any], control_fd: int, events_fd: int) -> None:
         store.close()
 
 
+#: Started with an explicit import path and ``-P`` (Python >= 3.11), so that a ``sync`` module in
+#: the working directory can never shadow Switchboard's.
+_BOOT = ("import sys; sys.path.insert(0, {root!r}); "
+         "from sync.receiver import main; main(sys.argv)")
+ROOT = str(Path(__file__).resolve().parents[1])
+MAX_BACKOFF = 60.0
+
+
 class ReceiverProcess:
-    """Starts, watches and stops the receiver child of one hub."""
+    """Starts, watches, restarts and stops the receiver child of one hub.
+
+    The hub binds and listens on the receiver's socket itself and hands it to every child: the
+    port never changes across restarts, connections made while a child restarts wait in the
+    backlog instead of being refused, and the hub is listening once :meth:`start` returns.
+    """
 
     def __init__(self, settings: ReceiverSettings, store_url: str,
                  field_ids: Mapping[str, int], *, on_events: Callable[[], None]) -> None:
@@ -91,9 +100,12 @@ class ReceiverProcess:
         self.field_ids = dict(field_ids)
         self.on_events = on_events
         self.port: int | None = None
+        self._socket: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._control_w: int | None = None
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._failures = 0  # children in a row that died young
 
     def _spec(self) -> bytes:
         settings = self.settings.model_dump(mode="json")
@@ -101,70 +113,95 @@ class ReceiverProcess:
         settings["zendesk_signing_secrets"] = [
             s.get_secret_value() for s in self.settings.zendesk_signing_secrets]
         return json.dumps({"settings": settings, "store_url": self.store_url,
-                           "field_ids": self.field_ids}).encode()
+                           "field_ids": self.field_ids,
+                           "log_level": logging.getLogger("switchboard").getEffectiveLevel(),
+                           }).encode()
 
     def start(self) -> int:
-        """Start the child and wait until it listens; returns its port."""
-        control_r, control_w = os.pipe()
-        events_r, events_w = os.pipe()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sync.receiver", str(control_r), str(events_w)],
-            stdin=subprocess.PIPE, pass_fds=(control_r, events_w))
-        # Close the child's ends here, so that each side sees EOF when the other goes away.
-        os.close(control_r)
-        os.close(events_w)
-        assert process.stdin is not None
-        process.stdin.write(self._spec())
-        process.stdin.close()
-        self._process, self._control_w = process, control_w
-        events = os.fdopen(events_r, "rb", buffering=0)
-        ready = select.select([events], [], [], START_TIMEOUT)[0]
-        line = events.readline() if ready else b""
-        if not line.startswith(b"R"):
-            events.close()
-            self._kill()
-            raise RuntimeError(f"the webhook receiver did not start (exit status "
-                               f"{process.poll()}); see its error above")
-        self.port = int(line[1:])
-        threading.Thread(target=self._relay, args=(events,), name="receiver-events",
-                         daemon=True).start()
+        """Listen, start the child; returns the port (already accepting connections)."""
+        # IPPROTO_TCP explicitly: asyncio switches Nagle's algorithm off (TCP_NODELAY) only on
+        # connections accepted from such a socket; without it every keep-alive answer waits
+        # ~40 ms for the client's delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.listen(2048)
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        self._spawn()
         return self.port
 
-    def _relay(self, events: Any) -> None:
+    def _spawn(self) -> None:
+        assert self._socket is not None
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            control_r, control_w = os.pipe()
+            events_r, events_w = os.pipe()
+            listen_fd = self._socket.fileno()
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-P", "-c", _BOOT.format(root=ROOT), str(listen_fd),
+                     str(control_r), str(events_w)],
+                    stdin=subprocess.PIPE, pass_fds=(listen_fd, control_r, events_w),
+                    start_new_session=True)  # stopped through the control pipe only
+            finally:
+                # The child's ends: closed here, so each side sees EOF when the other goes away.
+                os.close(control_r)
+                os.close(events_w)
+            assert process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.write(self._spec())
+                process.stdin.close()
+            self._process, self._control_w = process, control_w
+        threading.Thread(target=self._relay, args=(os.fdopen(events_r, "rb", buffering=0),
+                                                   process), name="receiver-events",
+                         daemon=True).start()
+
+    def _relay(self, events: Any, process: subprocess.Popen[bytes]) -> None:
+        started = time.monotonic()
         with events:
             while events.read(4096):
                 self.on_events()
-        if not self._stopping.is_set():
-            log.error("the webhook receiver process exited (status %s); restarting it",
-                      self._process.poll() if self._process else None)
-            try:
-                self.start()
-            except Exception:
-                log.exception("could not restart the webhook receiver")
+        status = process.wait()
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            if self._control_w is not None:
+                os.close(self._control_w)
+                self._control_w = None
+        # Back off when children keep dying young (a broken install, a bad setting).
+        self._failures = 0 if time.monotonic() - started > MAX_BACKOFF else self._failures + 1
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** self._failures) if self._failures else 0.0
+        log.error("the webhook receiver process exited (status %s); restarting it%s", status,
+                  f" in {delay:.0f}s" if delay else "")
+        if self._stopping.wait(delay):
+            return
+        try:
+            self._spawn()
+        except Exception:
+            log.exception("could not restart the webhook receiver")
 
     def stop(self, timeout: float = 15.0) -> None:
         """Ask the child to stop (it finishes its in-flight requests), then wait for it."""
-        self._stopping.set()
-        if self._control_w is not None:
-            os.close(self._control_w)
-            self._control_w = None
-        if self._process is not None:
+        with self._lock:
+            self._stopping.set()
+            if self._control_w is not None:
+                os.close(self._control_w)
+                self._control_w = None
+            process = self._process
+        if process is not None:
             try:
-                self._process.wait(timeout)
+                process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._kill()
-
-    def _kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(5)
+                process.kill()
+                process.wait(5)
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 def main(argv: list[str]) -> None:
-    """``python -m sync.receiver CONTROL_FD EVENTS_FD``, with the spec as JSON on stdin."""
+    """The child: ``LISTEN_FD CONTROL_FD EVENTS_FD`` as arguments, the spec as JSON on stdin."""
     spec = json.loads(sys.stdin.buffer.read())
-    _serve(spec, int(argv[1]), int(argv[2]))
-
-
-if __name__ == "__main__":
-    main(sys.argv)
+    _serve(spec, int(argv[1]), int(argv[2]), int(argv[3]))

@@ -27,6 +27,7 @@ from tests.support.hubproc import (
     StoreReader,
     bug_ticket,
     hub_config,
+    receiver_pids,
     shipped_config,
     wait_until,
     write_config,
@@ -332,22 +333,6 @@ def test_sigterm_stops_the_hub_cleanly_and_a_restart_carries_on(rig: Rig) -> Non
     rig.assert_exactly_once([[first, second]])
 
 
-def _receiver_pids(hub_pid: int) -> list[int]:
-    """Child processes of the hub that run the webhook receiver (from /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if int(stat[1]) == hub_pid and b"sync.receiver" in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 def _port_is_free(port: int) -> bool:
     """Nobody listens on ``port`` (connections in TIME_WAIT are fine, as for the hub)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -361,7 +346,7 @@ def _port_is_free(port: int) -> bool:
 
 def test_a_killed_hubs_receiver_exits_and_frees_the_port(rig: Rig) -> None:
     assert rig.hub.proc is not None
-    [receiver] = _receiver_pids(rig.hub.proc.pid)
+    [receiver] = receiver_pids(rig.hub.proc.pid)
     rig.hub.kill()
     wait_until(lambda: not Path(f"/proc/{receiver}").exists(), 10,
                message="the receiver outlived its hub")
@@ -370,12 +355,12 @@ def test_a_killed_hubs_receiver_exits_and_frees_the_port(rig: Rig) -> None:
 
 def test_a_receiver_that_dies_is_restarted_by_its_hub(rig: Rig) -> None:
     assert rig.hub.proc is not None
-    [receiver] = _receiver_pids(rig.hub.proc.pid)
+    [receiver] = receiver_pids(rig.hub.proc.pid)
     os.kill(receiver, signal.SIGKILL)
 
     def restarted() -> bool:
         assert rig.hub.proc is not None
-        pids = _receiver_pids(rig.hub.proc.pid)
+        pids = receiver_pids(rig.hub.proc.pid)
         return bool(pids) and pids != [receiver]
 
     wait_until(restarted, 15, message="no new receiver")

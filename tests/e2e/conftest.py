@@ -100,5 +100,5 @@ def rows(hub: Hub, table: sa.Table, *where: Any) -> list[sa.Row]:
         return conn.execute(sa.select(table).where(*where).order_by(table.c.id)).all()
 
 
-__all__ = ["FIELD_IDS", "bug_ticket", "calls", "config_with", "decisions", "inbox", "internal_notes", "outbox",
-           "rows"]
+__all__ = ["FIELD_IDS", "bug_ticket", "calls", "config_with", "decisions", "inbox",
+           "internal_notes", "outbox", "rows"]

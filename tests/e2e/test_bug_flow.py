@@ -4,10 +4,13 @@ through the real receiver, workers and connectors over HTTP."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 from sandbox import trigger_payload
 from sandbox.demo import zendesk_ticket
+from tests.support.hubproc import receiver_pids
 
 from .conftest import (
     FIELD_IDS,
@@ -286,3 +289,17 @@ def test_zendesk_writes_waiting_on_their_rate_limit_do_not_hold_up_jira_creates(
     finally:
         hold.release()
     assert hub.wait_idle(20)
+
+
+def test_a_restarted_receiver_keeps_the_port_and_no_webhook_is_refused(sb, make_hub):
+    hub = make_hub()
+    url = hub.url
+    [receiver] = receiver_pids(os.getpid())
+    os.kill(receiver, signal.SIGKILL)
+    ticket_id = bug_ticket(sb)
+    # Sent while no receiver runs: it waits in the hub's listening socket for the new one.
+    answer = sb.zendesk.deliver(ticket_id, style="trigger", event_type="ticket.created")
+    assert answer.status_code == 200 and answer.json()["status"] == "accepted"
+    assert hub.url == url
+    assert hub.wait_idle(15)
+    assert len(sb.jira.issues()) == 1

@@ -341,3 +341,19 @@ class StoreReader:
         except sa.exc.OperationalError as exc:
             lines.append(f"  (cannot read intents: {exc})")
         return "\n".join(lines)
+
+
+def receiver_pids(hub_pid: int) -> list[int]:
+    """Child processes of the hub that run the webhook receiver (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(stat[1]) == hub_pid and b"sync.receiver" in cmdline:
+            pids.append(int(entry.name))
+    return pids
