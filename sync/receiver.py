@@ -69,7 +69,14 @@ def _serve(spec: Mapping[str, Any], listen_fd: int, control_fd: int, events_fd: 
             os.read(control_fd, 1)  # returns b"" (EOF) when the hub closes it or dies
         server.should_exit = True
 
+    def announce_ready() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.01)
+        if server.started:
+            send(b"R")
+
     threading.Thread(target=watch_hub, name="hub-watch", daemon=True).start()
+    threading.Thread(target=announce_ready, name="ready", daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:
@@ -106,6 +113,7 @@ class ReceiverProcess:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._failures = 0  # children in a row that died young
+        self._ready = threading.Event()
 
     def _spec(self) -> bytes:
         settings = self.settings.model_dump(mode="json")
@@ -117,8 +125,8 @@ class ReceiverProcess:
                            "log_level": logging.getLogger("switchboard").getEffectiveLevel(),
                            }).encode()
 
-    def start(self) -> int:
-        """Listen, start the child; returns the port (already accepting connections)."""
+    def start(self, timeout: float = 60.0) -> int:
+        """Listen, start the child and wait until it serves; returns the port."""
         # IPPROTO_TCP explicitly: asyncio switches Nagle's algorithm off (TCP_NODELAY) only on
         # connections accepted from such a socket; without it every keep-alive answer waits
         # ~40 ms for the client's delayed ACK.
@@ -129,6 +137,9 @@ class ReceiverProcess:
         self._socket = sock
         self.port = int(sock.getsockname()[1])
         self._spawn()
+        if not self._ready.wait(timeout):
+            # Not fatal: connections wait in the backlog, and a dead child is restarted.
+            log.error("the webhook receiver is not serving after %.0fs", timeout)
         return self.port
 
     def _spawn(self) -> None:
@@ -161,8 +172,11 @@ class ReceiverProcess:
     def _relay(self, events: Any, process: subprocess.Popen[bytes]) -> None:
         started = time.monotonic()
         with events:
-            while events.read(4096):
-                self.on_events()
+            while data := events.read(4096):
+                if b"R" in data:
+                    self._ready.set()
+                if b"w" in data:
+                    self.on_events()
         status = process.wait()
         if self._stopping.is_set():
             return
