@@ -6,7 +6,7 @@ for it, so a later ticket with the same key joins that issue instead of opening 
 
 from __future__ import annotations
 
-__all__ = ["BugRecord", "add_link", "find_bug", "links_for_ticket", "record_bug", "tickets_for"]
+__all__ = ["BugRecord", "add_link", "find_bug", "links_for_ticket", "record_bug"]
 
 from dataclasses import dataclass
 
@@ -70,10 +70,3 @@ def links_for_ticket(conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str
     for row in conn.execute(_TICKET_LINKS, {"b_id": ticket_id}):
         out.setdefault(row.system, []).append(row.ref)
     return {k: tuple(v) for k, v in out.items()}
-
-
-def tickets_for(conn: sa.Connection, system: str, ref: str) -> list[int]:
-    """Ticket ids linked to one external object (e.g. every ticket on a Jira bug)."""
-    return [r.ticket_id for r in conn.execute(
-        sa.select(links.c.ticket_id).where(links.c.system == system, links.c.ref == ref)
-        .order_by(links.c.ticket_id))]

@@ -160,10 +160,6 @@ class EventProcessor:
         self.zendesk = zendesk
         self.retry = retry
 
-    def set_rules(self, rules: RuleSet) -> None:
-        """Swap in a new, already validated rule set (a bad one never gets this far)."""
-        self.rules = rules
-
     # -- public -------------------------------------------------------------------------------
 
     def process(self, item: inbox_mod.InboxItem) -> str:
