@@ -3,8 +3,11 @@
     switchboard demo     [--config config.yaml] [--serve]   the sample, end to end, on the sandbox
     switchboard run      [--config config.yaml]             the hub, until SIGINT / SIGTERM
     switchboard validate [--config config.yaml]             every config / rule problem, exit 1
+    switchboard test RULES EVENT.json [--config ...]        rules against one event, explained
+    switchboard explain TICKET_ID [--config ...]            the decision log of one ticket
 
-Exit status: 0 success, 1 invalid config or rules, 2 usage error, 3 failed to start.
+Exit status: 0 success, 1 invalid config or rules (or no events to explain), 2 usage error or
+invalid event file (`test`), 3 failed to start.
 """
 
 from __future__ import annotations
@@ -48,6 +51,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from rules import ProblemsError, load_rule_files
+    from rules.tester import EventFileError, load_event, render_report, run_test
+
+    config = _load(args.config)
+    custom_fields = tuple(config.app.connectors.zendesk.custom_fields)
+    if not Path(args.rules).exists():
+        print(f"{args.rules}: no such rules file or directory", file=sys.stderr)
+        return 1
+    try:
+        rules = load_rule_files([args.rules], custom_fields=custom_fields)
+    except ProblemsError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    try:
+        ctx = load_event(args.event, custom_fields=custom_fields)
+    except EventFileError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    print(render_report(run_test(rules, ctx)))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from sync.explain import StoreUnavailableError, explain_ticket, render_history
+
+    config = _load(args.config)
+    try:
+        history = explain_ticket(config.store_url(), args.ticket_id)
+    except StoreUnavailableError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if not history:
+        print(f"ticket {args.ticket_id}: no events in the decision log of "
+              f"{config.store_url()}", file=sys.stderr)
+        return 1
+    print(render_history(args.ticket_id, history))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sync.hub import Hub
 
@@ -88,12 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
         ("demo", cmd_demo, "run the shipped sample end to end against the local sandbox"),
         ("run", cmd_run, "run the hub (receiver, poller, workers) until stopped"),
         ("validate", cmd_validate, "check a config and its rules; list every problem"),
+        ("test", cmd_test, "evaluate rules against one event file and explain each decision "
+         "(exit 1 bad rules, 2 bad event file)"),
+        ("explain", cmd_explain, "why rules did or did not fire for a ticket, from the "
+         "decision log (read-only)"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", default=DEFAULT_CONFIG,
                        help="config file (default: %(default)s)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.set_defaults(func=func)
+        if name == "test":
+            p.add_argument("rules", metavar="RULES",
+                           help="a rules YAML file, or a directory of them")
+            p.add_argument("event", metavar="EVENT.json",
+                           help="one event (format: docs/tools.md)")
+        if name == "explain":
+            p.add_argument("ticket_id", metavar="TICKET_ID", type=int,
+                           help="the Zendesk ticket number")
         if name == "demo":
             p.add_argument("--serve", action="store_true",
                            help="keep the hub and sandbox running after the sample")

@@ -20,7 +20,7 @@ from .actions import ACTIONS, ActionSpec
 from .context import LINK_KINDS
 from .fields import MAPPING_METHODS, FieldKind, FieldRegistry, FieldSpec
 from .model import ActionCall, All, Any_, Condition, FieldCondition, Not
-from .operators import OPERATORS, Op, OperatorSpec, Reads, ValueShape
+from .operators import OPERATORS, Op, OperatorSpec, Reads, ValueProblem, ValueShape
 from .source import Path, Positions, Problem, format_path
 from .templating import Ref, compile_template, private_attributes, template_refs
 
@@ -172,6 +172,14 @@ class ConditionChecker:
             self.report.add(path, f"'{name}' needs a value: {op.value.value}")
             return False
         value = raw["value"]
+        if op.check is not None:
+            case_sensitive = raw.get("case_sensitive", False)
+            try:
+                op.check(value, case_sensitive if isinstance(case_sensitive, bool) else False)
+            except ValueProblem as problem:
+                self.report.add(where, f"'{name}': {problem.message}", problem.hint)
+                return False
+            return True
         if op.value is ValueShape.SCALAR:
             if not _is_scalar(value):
                 hint = "a list needs an operator like 'in' or 'contains_any'" if isinstance(

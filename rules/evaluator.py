@@ -12,12 +12,13 @@ __all__ = ["ConditionResult", "Evaluation", "GroupResult", "evaluate"]
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from .context import EvalContext
 from .fields import change_of, resolve
 from .model import All, Any_, Condition, FieldCondition, Not, Rule
-from .operators import OPERATORS, Op, Reads, ValueShape
+from .operators import OPERATORS, Op, Reads, Timed, ValueShape
 
 PASS, FAIL, ERROR = "✓", "✗", "!"
 
@@ -169,6 +170,14 @@ class _Run:
         self.groups: list[GroupResult] = []
         self.values: dict[int, bool | None] = {}
         self.leaf_index: dict[int, int] = {}
+        self._event_time: tuple[datetime | None] | None = None
+
+    @property
+    def event_time(self) -> datetime | None:
+        """The context's event time, parsed once per evaluation."""
+        if self._event_time is None:
+            self._event_time = (self.ctx.event_time,)
+        return self._event_time[0]
 
     def run(self, cond: Condition, depth: int, negated: bool) -> bool | None:
         if isinstance(cond, Not):
@@ -198,6 +207,10 @@ class _Run:
                 change = change_of(cond.field, self.ctx)
                 actual = change.to_json() if change is not None else None
                 result = bool(spec.fn(change, cond.value, cond.case_sensitive))
+            elif spec.reads is Reads.TIMED:
+                actual = resolve(cond.field, self.ctx)
+                timed = Timed(actual, self.event_time)
+                result = bool(spec.fn(timed, cond.value, cond.case_sensitive))
             else:
                 actual = resolve(cond.field, self.ctx)
                 result = bool(spec.fn(actual, cond.value, cond.case_sensitive))

@@ -266,7 +266,10 @@ class EventProcessor:
         return EvalContext(event_type=event_type,
                            event_source=str(item.payload.get("style", item.source)),
                            ticket=ticket_dict, changes=changes,
-                           links=self._links(conn, ticket.id))
+                           links=self._links(conn, ticket.id),
+                           # Durations (older_than / within) count back from when the event
+                           # reached Switchboard, so a replay or backtest decides the same.
+                           now=item.received_at)
 
     def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
         links = dict(links_for_ticket(conn, ticket_id))

@@ -357,3 +357,58 @@ def test_a_clean_file_gives_no_problems_and_wrong_things_only_are_listed() -> No
         "a.yaml:9: rules[0].if.all[1].value: 'in' needs a non-empty list of values "
         "(hint: write value: ['high'])",
     ]
+
+
+OPERATOR_VALUE_ERRORS = """\
+rules:
+  - id: r
+    on: [ticket.updated]
+    if:
+      all:
+        - {field: ticket.subject, op: matches, value: '(ab'}
+        - field: ticket.description
+          op: matches
+          value: '[a-'
+        - {field: ticket.subject, op: matches, value: [a, b]}
+        - {field: ticket.created_at, op: older_than, value: 2x}
+        - {field: ticket.updated_at, op: within, value: 15}
+        - {field: ticket.id, op: gt, value: high}
+        - {field: ticket.tags, op: older_than, value: 2h}
+        - {field: ticket.created_at, op: within}
+        - {field: ticket.subject, op: matches, value: '^ok$'}
+        - {field: ticket.id, op: lte, value: '2026-01-05T10:00:00Z'}
+    then: [{zendesk.update: {add_tags: [x]}}]
+"""
+
+
+def test_bad_regex_duration_and_comparison_values_are_load_problems_at_their_lines() -> None:
+    problems = problems_of(OPERATOR_VALUE_ERRORS)
+    expected = [
+        ("a.yaml:6:", "rules[0].if.all[0].value: 'matches': bad regular expression '(ab': "
+                      "missing )"),
+        ("a.yaml:9:", "rules[0].if.all[1].value: 'matches': bad regular expression '[a-'"),
+        ("a.yaml:10:", "rules[0].if.all[2].value: 'matches': needs a regular expression"),
+        ("a.yaml:11:", "rules[0].if.all[3].value: 'older_than': bad duration '2x'"),
+        ("a.yaml:12:", "rules[0].if.all[4].value: 'within': bad duration 15"),
+        ("a.yaml:13:", "rules[0].if.all[5].value: 'gt': needs a number or an ISO-8601 time"),
+        ("a.yaml:14:", "rules[0].if.all[6].op: 'older_than' does not apply to ticket.tags"),
+        ("a.yaml:15:", "rules[0].if.all[7]: 'within' needs a value: a duration"),
+    ]
+    for where, text in expected:
+        assert any(p.startswith(where) and text in p for p in problems), (where, text, problems)
+    assert len(problems) == len(expected), "\n".join(problems)
+    joined = "\n".join(problems)
+    assert "hint: add a unit: '15m' or '15h'" in joined
+    assert "90s, 15m, 2h, 3d, 1w" in joined
+
+
+def test_bad_regex_in_a_rules_file_reports_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - id: r\n    on: [ticket.created]\n    if:\n"
+                    "      field: ticket.subject\n      op: matches\n      value: '(?P<x'\n"
+                    "    then: [{zendesk.update: {add_tags: [x]}}]\n", encoding="utf-8")
+    with pytest.raises(ProblemsError) as info:
+        load_rule_files([path], custom_fields=CUSTOM_FIELDS)
+    (problem,) = info.value.problems
+    assert str(problem).startswith(f"{path}:7: rules[0].if.value: 'matches': bad regular "
+                                   "expression '(?P<x'")

@@ -65,3 +65,40 @@ def test_two_writes_seen_at_once_are_both_subtracted():
                    tags=("bug", "jira_linked", "switchboard_aaa", "switchboard_bbb"),
                    custom_fields={"jira_key": "SUP-1"})
     assert subtract_own(diff_tickets(before, after), [first, second]) == {}
+
+
+def test_durations_count_back_from_when_the_event_arrived_not_from_its_own_stamp(tmp_path):
+    import sqlalchemy as sa
+
+    from rules import load_rules
+    from rules.source import load_yaml
+    from sync import inbox
+    from sync.processor import EventProcessor
+    from sync.retry import RetryPolicy
+    from sync.schema import decisions
+    from sync.store import Store
+
+    class Zendesk:
+        def ticket_url(self, ticket_id: int) -> str:
+            return f"https://sandbox.zendesk.com/agent/tickets/{ticket_id}"
+
+    rules = load_rules([load_yaml(
+        "rules:\n  - id: fresh\n    on: [ticket.created]\n"
+        "    if: {field: ticket.updated_at, op: within, value: 1h}\n"
+        "    then: [{zendesk.update: {note: fresh}}]\n", "rules.yaml")], custom_fields=())
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
+    try:
+        proc = EventProcessor(store, rules, Zendesk(), retry=RetryPolicy(3))
+        stale = {"id": 7, "updated_at": "2020-01-01T00:00:00Z",
+                 "created_at": "2020-01-01T00:00:00Z", "tags": []}
+        inbox.accept(store, source="zendesk", kind="poll", entity_key="zendesk:ticket:7",
+                     change_key="7:2020", payload={"style": "poll", "hint": "ticket.created",
+                                                   "complete": True, "fields": stale})
+        [item] = inbox.acquire(store, "t/w", 1, 60)
+        proc.process(item)
+        with store.read() as conn:
+            [decision] = conn.execute(sa.select(decisions)).all()
+        # Measured from its own stamp the change would look fresh; it arrived years later.
+        assert decision.matched is False
+    finally:
+        store.close()
