@@ -78,14 +78,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from sync.explain import StoreUnavailableError, explain_ticket, render_history
 
     config = _load(args.config)
+    url = config.store_url()
+    if args.store:
+        url = args.store if "://" in args.store else f"sqlite:///{Path(args.store).resolve()}"
     try:
-        history = explain_ticket(config.store_url(), args.ticket_id)
+        history = explain_ticket(url, args.ticket_id)
     except StoreUnavailableError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     if not history:
-        print(f"ticket {args.ticket_id}: no events in the decision log of "
-              f"{config.store_url()}", file=sys.stderr)
+        print(f"ticket {args.ticket_id}: no events in the decision log of {url}",
+              file=sys.stderr)
         return 1
     print(render_history(args.ticket_id, history))
     return 0
@@ -149,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "explain":
             p.add_argument("ticket_id", metavar="TICKET_ID", type=int,
                            help="the Zendesk ticket number")
+            p.add_argument("--store", help="another store: a SQLite file or SQLAlchemy URL "
+                           "(e.g. var/demo.db after `switchboard demo`)")
         if name == "demo":
             p.add_argument("--serve", action="store_true",
                            help="keep the hub and sandbox running after the sample")

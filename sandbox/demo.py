@@ -188,6 +188,9 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
     console.print(f"Inbox events by kind: {dict(by_source)}; {echo} echoes of Switchboard's own "
                   f"writes ignored; {reads} ticket read(s) for fields the event lacked.")
     console.print(f"Intents: {dict(status)}" + (f"; DEAD: {dead}" if dead else ""))
+    if link_rows:
+        console.print(f"Why did a rule fire (or not)? switchboard explain {link_rows[0].ticket_id} "
+                      f"--store {hub.config.store_url().removeprefix('sqlite:///')}")
     return {"tickets": history + live, "bugs": len(issues), "linked": len(link_rows),
             "notes": notes, "dead": len(dead)}
 

@@ -193,3 +193,11 @@ def test_cli_explain_without_a_store_exits_1(tmp_path):
     assert done.returncode == 1
     assert "no such store" in done.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_cli_explain_reads_another_store_given_with_store(logged):
+    _, url = logged
+    # The shipped config names var/switchboard.db; --store points at the logged one instead.
+    done = run_cli("explain", str(TICKET), "--store", url.removeprefix("sqlite:///"))
+    assert done.returncode == 0, done.stderr
+    assert f"Ticket {TICKET}: 3 event(s)" in done.stdout
