@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from sandbox import Sandbox, event_payload, sign_zendesk, trigger_payload  # noqa: E402
-from sandbox.demo import sandboxed_config  # noqa: E402
+from sandbox.demo import call_shape, sandboxed_config  # noqa: E402
 from sync.config import LoadedConfig, load_config  # noqa: E402
 from sync.hub import Hub  # noqa: E402
 from sync.schema import inbox, links, outbox  # noqa: E402
@@ -160,23 +160,34 @@ def run_loadgen(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 # -- phases 1 and 2: the receiver -------------------------------------------------------------
 
 
+def _target(hub: Hub) -> dict[str, Any]:
+    """Where and how the load generator signs and sends: the hub's receiver."""
+    app = hub.config.app
+    return {"host": app.receiver.host, "port": hub.port,
+            "secret": app.receiver.zendesk_signing_secrets[0].get_secret_value(),
+            "field_ids": dict(app.connectors.zendesk.custom_fields)}
+
+
+def _durability(hub: Hub, result: dict[str, Any]) -> tuple[int, int]:
+    """Record whether every accepted webhook is an inbox row; returns (rows, still pending)."""
+    rows, pending = _inbox_counts(hub)
+    accepted = result["counts"].get("accepted", 0)
+    result.update(inbox_rows=rows, inbox_pending_at_end=pending,
+                  durable_check_ok=(rows == accepted and accepted == result["sent"]))
+    return rows, pending
+
+
 def phase_closed(config: LoadedConfig, args: argparse.Namespace, *,
                  receiver_only: bool) -> dict[str, Any]:
-    app = config.app
     with running_hub(config, receiver_only=receiver_only) as (_sb, hub):
         spec = {
-            "mode": "closed", "host": app.receiver.host, "port": hub.port,
-            "secret": hub.config.app.receiver.zendesk_signing_secrets[0].get_secret_value(),
-            "field_ids": dict(app.connectors.zendesk.custom_fields),
+            **_target(hub), "mode": "closed",
             "first_ticket_id": 10_000_000, "connections": args.connections,
             "warmup": args.warmup, "duration": args.duration,
             "count": int(args.max_rate * (args.warmup + args.duration)),
         }
         result = run_loadgen(spec, timeout=args.warmup + args.duration + 120)
-        rows, pending = _inbox_counts(hub)
-        accepted = result["counts"].get("accepted", 0)
-        result.update(inbox_rows=rows, inbox_pending_at_end=pending,
-                      durable_check_ok=(rows == accepted and accepted == result["sent"]))
+        _rows, pending = _durability(hub, result)
         if not receiver_only and pending:
             started = time.monotonic()
             idle = hub.wait_idle(args.drain_timeout)
@@ -189,36 +200,18 @@ def phase_closed(config: LoadedConfig, args: argparse.Namespace, *,
 
 def phase_open(config: LoadedConfig, args: argparse.Namespace, *,
                receiver_only: bool) -> dict[str, Any]:
-    app = config.app
     with running_hub(config, receiver_only=receiver_only) as (_sb, hub):
         spec = {
-            "mode": "open", "host": app.receiver.host, "port": hub.port,
-            "secret": hub.config.app.receiver.zendesk_signing_secrets[0].get_secret_value(),
-            "field_ids": dict(app.connectors.zendesk.custom_fields),
+            **_target(hub), "mode": "open",
             "first_ticket_id": 20_000_000, "connections": args.open_connections,
             "rate": args.open_rate, "count": int(args.open_rate * args.open_duration),
         }
         result = run_loadgen(spec, timeout=args.open_duration + 120)
-        rows, pending = _inbox_counts(hub)
-        accepted = result["counts"].get("accepted", 0)
-        result.update(inbox_rows=rows, inbox_pending_at_end=pending,
-                      durable_check_ok=(rows == accepted and accepted == result["sent"]))
+        _durability(hub, result)
     return result
 
 
 # -- phases 3 and 4: escalations end to end ---------------------------------------------------
-
-
-def _shape(path: str) -> str:
-    out: list[str] = []
-    for part in path.split("?")[0].split("/"):
-        stem, dot, ext = part.partition(".")
-        if stem.isdigit() and out[-1:] != ["api"]:  # ids, but not the 2 of /rest/api/2/
-            part = "{id}" + dot + ext
-        elif re.fullmatch(r"[A-Z][A-Z0-9]+-\d+", part):
-            part = "{key}"
-        out.append(part)
-    return "/".join(out)
 
 
 def _pcts(values: list[float]) -> dict[str, Any]:
@@ -317,7 +310,7 @@ def phase_escalate(config: LoadedConfig, args: argparse.Namespace, *, name: str,
     link_lat = [first_link[t] - sent[t]["t_send"] for t in sent if t in first_link]
     put_lat = [first_put[t] - sent[t]["t_send"] for t in sent if t in first_put]
 
-    calls = Counter((e.vendor, e.method, _shape(e.path)) for e in entries)
+    calls = Counter((e.vendor, e.method, call_shape(e.path)) for e in entries)
     escalated = len(linked & set(sent))
     per_ticket = {f"{v} {m} {p}": n / escalated if escalated else None
                   for (v, m, p), n in sorted(calls.items()) if (v, m, p) not in NOT_PER_TICKET}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "SAMPLE",
+    "call_shape",
     "fresh_store",
     "load_sample",
     "run_with_sandbox",
@@ -171,7 +172,7 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
     by_source = Counter(f"{kind}" for _source, kind, _o in outcomes)
     echo = sum(1 for *_x, o in outcomes if o and "own write" in o)
     reads = sum(1 for *_x, o in outcomes if o and "read the ticket" in o)
-    calls = Counter(f"{e.vendor} {e.method} {_shape(e.path)}" for e in sb.requests.entries())
+    calls = Counter(f"{e.vendor} {e.method} {call_shape(e.path)}" for e in sb.requests.entries())
     calls_table = Table(title="Vendor API calls made by Switchboard")
     calls_table.add_column("call")
     calls_table.add_column("count", justify="right")
@@ -195,10 +196,17 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
             "notes": notes, "dead": len(dead)}
 
 
-def _shape(path: str) -> str:
+def call_shape(path: str) -> str:
     """``/api/v2/tickets/1012.json`` -> ``/api/v2/tickets/{id}.json``; Jira keys -> ``{key}``."""
-    path = re.sub(r"/\d{3,}(?=\.json|/|$)", "/{id}", path.split("?")[0])
-    return re.sub(r"/[A-Z][A-Z0-9_]+-\d+(?=/|$)", "/{key}", path)
+    out: list[str] = []
+    for part in path.split("?")[0].split("/"):
+        stem, dot, ext = part.partition(".")
+        if stem.isdigit() and out[-1:] != ["api"]:  # ids, but not the 2 of /rest/api/2/
+            part = "{id}" + dot + ext
+        elif re.fullmatch(r"[A-Z][A-Z0-9]+-\d+", part):
+            part = "{key}"
+        out.append(part)
+    return "/".join(out)
 
 
 def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) -> int:

@@ -15,8 +15,6 @@ import sqlalchemy as sa
 from sync.schema import bugs, links
 from sync.store import utcnow
 
-CLOSED_STATUSES = ("done", "closed", "resolved")
-
 
 @dataclass(frozen=True, slots=True)
 class BugRecord:
@@ -29,11 +27,12 @@ class BugRecord:
 
 
 def find_bug(conn: sa.Connection, project: str, dedupe_key: str) -> BugRecord | None:
-    """The open bug recorded for this dedupe key, if any."""
+    """The bug recorded for this dedupe key, if any (whether it is still open is Jira's to say:
+    see ``sync.actions``)."""
     row = conn.execute(
         sa.select(bugs).where(bugs.c.project == project, bugs.c.dedupe_key == dedupe_key)
     ).first()
-    if row is None or (row.status or "").lower() in CLOSED_STATUSES:
+    if row is None:
         return None
     return BugRecord(row.project, row.dedupe_key, row.jira_key, row.jira_id, row.url, row.status)
 
