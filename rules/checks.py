@@ -220,9 +220,11 @@ class ActionChecker:
     """Checks ``then:`` steps in order, tracking which result namespaces exist at each step."""
 
     def __init__(self, registry: FieldRegistry, report: RuleProblems,
-                 roots: frozenset[str]) -> None:
+                 roots: frozenset[str], *, key: str = "then",
+                 extra: Mapping[str, Schema | None] | None = None) -> None:
         self.registry = registry
         self.report = report
+        self.key = key
         self.calls: list[ActionCall] = []
         self.fields_used: set[str] = set()
         custom: Schema = {name: None for name in registry.custom_fields}
@@ -238,9 +240,10 @@ class ActionChecker:
             "event": {"type": None, "source": None},
         }
         self.schemas: dict[str, Schema | None] = {r: s for r, s in known.items() if r in roots}
+        self.schemas.update(extra or {})
 
     def check(self, step: Any, index: int) -> None:
-        path: Path = ("then", index)
+        path: Path = (self.key, index)
         if not isinstance(step, dict) or len(step) != 1:
             self.report.add(path, "an action is a single-key mapping: '- action.name: {params}'")
             return

@@ -16,16 +16,25 @@ import difflib
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Any
 
 from .checks import ActionChecker, ConditionChecker, RuleProblems
 from .events import EVENT_TYPES
 from .fields import FieldRegistry
-from .model import Mode, Rule, RuleSet
+from .model import AtMost, Mode, Rule, RuleSet, Throttle, Window
+from .operators import ValueProblem, parse_duration
 from .source import Path, Positions, Problem, ProblemsError, load_yaml
 
-RULE_KEYS = ("id", "description", "mode", "on", "if", "then")
+RULE_KEYS = ("id", "description", "mode", "on", "if", "window", "throttle", "then",
+             "after_quiet")
+WINDOW_KEYS = ("count", "within", "group_by", "quiet_for")
+THROTTLE_KEYS = ("once_until_resolved", "at_most")
+AT_MOST_KEYS = ("count", "per", "by")
+#: What a window exposes to templates (``{{ window.count }}``); see rules.engine.window_namespace.
+WINDOW_SCHEMA: dict[str, None] = {k: None for k in (
+    "count", "group", "tickets", "within", "quiet_for", "opened_at", "last_match_at")}
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -100,14 +109,126 @@ class _Loader:
         condition = conditions.check(raw["if"], ("if",)) if raw.get("if") is not None else None
         if "if" in raw and raw["if"] is None:
             report.add(["if"], "'if' is empty", "remove it to match every event")
-        actions = self._actions(raw, report, roots)
+        window = self._window(raw, report, roots)
+        throttle = self._throttle(raw, report, roots)
+        extra = {"window": WINDOW_SCHEMA} if "window" in raw else None
+        actions = self._actions(raw, report, roots, extra)
+        after_quiet = self._after_quiet(raw, report, roots)
         if len(self.problems) > before or rule_id is None or mode is None:
             return
-        used = conditions.fields_used | actions.fields_used
+        used = conditions.fields_used | actions.fields_used | after_quiet.fields_used
+        for gate_field in (window.group_by if window else None,
+                           throttle.at_most.by if throttle and throttle.at_most else None):
+            if gate_field:
+                used |= self.registry.expand(gate_field)
         self.rules.append(
             Rule(rule_id, description, mode, tuple(events), condition, tuple(actions.calls),
-                 report.positions.file, report.line([]), frozenset(used))
+                 report.positions.file, report.line([]), frozenset(used),
+                 window=window, throttle=throttle, after_quiet=tuple(after_quiet.calls))
         )
+
+    # -- gates: window and throttle -------------------------------------------------------------
+
+    def _keys(self, value: Any, where: str, allowed: tuple[str, ...], report: RuleProblems,
+              path: list[str | int]) -> bool:
+        if not isinstance(value, dict):
+            report.add(path, f"'{where}' must be a mapping with {', '.join(allowed)}")
+            return False
+        for key in value:
+            if key not in allowed:
+                report.add([*path, key], f"unknown key '{key}' in '{where}'",
+                           _close(str(key), allowed) or f"keys: {', '.join(allowed)}")
+        return True
+
+    def _count(self, value: Any, report: RuleProblems, path: list[str | int]) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            report.add(path, f"count must be a whole number of at least 1, got {value!r}")
+            return None
+        return value
+
+    def _duration(self, value: Any, report: RuleProblems,
+                  path: list[str | int]) -> timedelta | None:
+        try:
+            return parse_duration(value)
+        except ValueProblem as exc:
+            report.add(path, str(exc), exc.hint)
+            return None
+
+    def _gate_field(self, value: Any, report: RuleProblems, path: list[str | int],
+                    roots: frozenset[str]) -> str | None:
+        if not isinstance(value, str) or not value:
+            report.add(path, f"expected a field path such as ticket.fields.error_code, "
+                       f"got {value!r}")
+            return None
+        spec = self.registry.get(value)
+        if spec is None:
+            message, hint = self.registry.unknown(value)
+            report.add(path, message, hint)
+            return None
+        if spec.root not in roots:
+            report.add(path, f"field '{value}' is not available for this rule's events")
+            return None
+        return value
+
+    def _window(self, raw: Mapping[str, Any], report: RuleProblems,
+                roots: frozenset[str]) -> Window | None:
+        if "window" not in raw:
+            return None
+        value = raw["window"]
+        if not self._keys(value, "window", WINDOW_KEYS, report, ["window"]):
+            return None
+        for key in ("count", "within"):
+            if key not in value:
+                report.add(["window"], f"window needs '{key}'",
+                           "e.g. window: {count: 5, within: 15m, group_by: "
+                           "ticket.fields.error_code}")
+        count = self._count(value["count"], report, ["window", "count"]) \
+            if "count" in value else None
+        within = self._duration(value["within"], report, ["window", "within"]) \
+            if "within" in value else None
+        group_by = self._gate_field(value["group_by"], report, ["window", "group_by"], roots) \
+            if value.get("group_by") is not None else None
+        quiet_for = self._duration(value["quiet_for"], report, ["window", "quiet_for"]) \
+            if "quiet_for" in value else None
+        if count is None or within is None:
+            return None
+        return Window(count, within, group_by, quiet_for, report.line(["window"]))
+
+    def _throttle(self, raw: Mapping[str, Any], report: RuleProblems,
+                  roots: frozenset[str]) -> Throttle | None:
+        if "throttle" not in raw:
+            return None
+        value = raw["throttle"]
+        if value == "once_until_resolved":
+            value = {"once_until_resolved": True}
+        if not self._keys(value, "throttle", THROTTLE_KEYS, report, ["throttle"]):
+            return None
+        once = value.get("once_until_resolved", False)
+        if not isinstance(once, bool):
+            report.add(["throttle", "once_until_resolved"],
+                       f"once_until_resolved must be true or false, got {once!r}")
+            once = False
+        at_most = None
+        if "at_most" in value:
+            spec = value["at_most"]
+            path: list[str | int] = ["throttle", "at_most"]
+            if self._keys(spec, "at_most", AT_MOST_KEYS, report, path):
+                for key in ("count", "per"):
+                    if key not in spec:
+                        report.add(path, f"at_most needs '{key}'",
+                                   "e.g. at_most: {count: 3, per: 1h, by: ticket.organization_id}")
+                count = self._count(spec["count"], report, [*path, "count"]) \
+                    if "count" in spec else None
+                per = self._duration(spec["per"], report, [*path, "per"]) \
+                    if "per" in spec else None
+                by = self._gate_field(spec["by"], report, [*path, "by"], roots) \
+                    if spec.get("by") is not None else None
+                if count is not None and per is not None:
+                    at_most = AtMost(count, per, by)
+        if not once and "at_most" not in value:
+            report.add(["throttle"], "throttle sets no limit",
+                       "use once_until_resolved: true and/or at_most: {count: N, per: 1h}")
+        return Throttle(once, at_most, report.line(["throttle"]))
 
     def _rule_id(self, raw: Mapping[str, Any], report: RuleProblems) -> str | None:
         if "id" not in raw:
@@ -150,9 +271,28 @@ class _Loader:
                        _close(str(name), EVENT_TYPES) or f"known: {', '.join(EVENT_TYPES)}")
         return events
 
+    def _after_quiet(self, raw: Mapping[str, Any], report: RuleProblems,
+                     roots: frozenset[str]) -> ActionChecker:
+        checker = ActionChecker(self.registry, report, roots, key="after_quiet",
+                                extra={"window": WINDOW_SCHEMA})
+        if "after_quiet" not in raw:
+            return checker
+        steps = raw["after_quiet"]
+        if "window" not in raw:
+            report.add(["after_quiet"], "'after_quiet' needs a 'window'",
+                       "after_quiet runs when a window's group has been quiet for quiet_for")
+            return checker
+        if not isinstance(steps, list) or not steps:
+            report.add(["after_quiet"], "'after_quiet' must be a non-empty list of actions")
+            return checker
+        for index, step in enumerate(steps):
+            checker.check(step, index)
+        return checker
+
     def _actions(self, raw: Mapping[str, Any], report: RuleProblems,
-                 roots: frozenset[str]) -> ActionChecker:
-        checker = ActionChecker(self.registry, report, roots)
+                 roots: frozenset[str],
+                 extra: Mapping[str, Any] | None = None) -> ActionChecker:
+        checker = ActionChecker(self.registry, report, roots, extra=extra)
         if "then" not in raw:
             report.add([], "missing 'then'", "list at least one action")
             return checker

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ActionCall",
     "All",
+    "AtMost",
     "Any_",
     "Condition",
     "FieldCondition",
@@ -13,12 +14,15 @@ __all__ = [
     "Not",
     "Rule",
     "RuleSet",
+    "Throttle",
+    "Window",
     "freeze",
     "thaw",
 ]
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -132,8 +136,51 @@ class ActionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """``window:`` — fire once per group when ``count`` distinct tickets matched within ``within``.
+
+    ``group_by`` is a field path (``ticket.fields.error_code``) or ``None`` (one group). The
+    episode that a fire opens ends after ``quiet_for`` without a new match (default: ``within``);
+    then the rule's ``after_quiet`` actions, if any, run once.
+    """
+
+    count: int
+    within: timedelta
+    group_by: str | None
+    quiet_for: timedelta | None
+    line: int | None
+
+    @property
+    def quiet(self) -> timedelta:
+        """How long a group must go without a match for its episode to end."""
+        return self.quiet_for if self.quiet_for is not None else self.within
+
+
+@dataclass(frozen=True, slots=True)
+class AtMost:
+    """``at_most: {count, per, by}`` — at most ``count`` fires per ``per`` for each ``by`` value."""
+
+    count: int
+    per: timedelta
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """``throttle:`` — limits on how often a matching rule fires (checked after any window)."""
+
+    once_until_resolved: bool
+    at_most: AtMost | None
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule. ``fields_used`` lists the ticket field paths its conditions and templates read."""
+    """One rule. ``fields_used`` lists the ticket field paths its conditions and templates read.
+
+    ``window`` and ``throttle`` gate a match (see :mod:`rules.engine`); ``after_quiet`` are the
+    actions run when a window's episode ends.
+    """
 
     id: str
     description: str
@@ -144,6 +191,9 @@ class Rule:
     file: str
     line: int | None
     fields_used: frozenset[str] = field(default=frozenset())
+    window: Window | None = None
+    throttle: Throttle | None = None
+    after_quiet: tuple[ActionCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

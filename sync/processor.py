@@ -24,14 +24,17 @@ import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
 from connectors.models import Ticket, format_time, parse_time
-from rules import Change, EvalContext, RuleSet, evaluate, plan, render_params
-from rules.model import Condition, FieldCondition, Not, thaw
+from rules import Change, EvalContext, RuleSet, evaluate, render_params
+from rules.engine import FollowUp, Outcome, prepare, settle, sweep
+from rules.model import Condition, FieldCondition, Mode, Not, Rule, thaw
+from rules.planner import ActionIntent
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
 from sync.leases import LeaseLost
 from sync.links import links_for_ticket
 from sync.outbox import add_intent
 from sync.retry import RetryPolicy
+from sync.rulestate import StoreRuleState
 from sync.schema import decisions, outbox
 from sync.state import get_snapshot, is_own_write, put_snapshot
 from sync.store import Store, utcnow
@@ -39,6 +42,8 @@ from sync.store import Store, utcnow
 log = logging.getLogger("switchboard.processor")
 
 CREATE_BUG = "jira.create_or_link_bug"
+#: ``payload.style`` of the scheduler's tick events (window quiet periods).
+TICK = "tick"
 # Built once: these run for every event.
 _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
@@ -189,6 +194,8 @@ class EventProcessor:
 
     def _process(self, item: inbox_mod.InboxItem) -> str:
         payload = item.payload
+        if payload.get("style") == TICK:
+            return self._tick(item)
         fields: dict[str, Any] = dict(payload["fields"])
         ticket_id = int(fields["id"])
         updated_at = parse_time(fields["updated_at"])
@@ -282,7 +289,7 @@ class EventProcessor:
         return links
 
     def _order_key(self, action: str, params: Mapping[str, Any], namespace: Mapping[str, Any],
-                   ticket_id: int) -> str:
+                   ticket_id: int | None) -> str:
         if action == CREATE_BUG and params.get("dedupe_by"):
             dedupe = render_params(action, {"dedupe_by": params["dedupe_by"]},
                                   namespace).get("dedupe_by", "")
@@ -290,41 +297,75 @@ class EventProcessor:
                 return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
         return f"zendesk:ticket:{ticket_id}"
 
+    def _intent_rows(self, item: inbox_mod.InboxItem, rule: Rule,
+                     intents: tuple[ActionIntent, ...], namespace: Mapping[str, Any],
+                     ticket_id: int | None) -> list[dict[str, Any]]:
+        context = thaw(namespace)
+        return [dict(
+            idem_key=intent.idempotency_key, inbox_id=item.id, rule_id=rule.id,
+            action=intent.action, ticket_id=ticket_id,
+            order_key=self._order_key(intent.action, intent.params, namespace, ticket_id),
+            depends_on=intent.depends_on, params=thaw(intent.params), context=context,
+            status="pending" if rule.mode is Mode.LIVE else "shadow")
+            for intent in intents]
+
+    def _follow_up_rows(self, item: inbox_mod.InboxItem, follow_ups: list[FollowUp],
+                        now: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        decision_rows: list[dict[str, Any]] = []
+        intent_rows: list[dict[str, Any]] = []
+        for follow in follow_ups:
+            decision_rows.append({
+                "inbox_id": item.id, "ticket_id": follow.ticket_id,
+                "event_type": "window.quiet", "rule_id": follow.rule.id,
+                "mode": follow.rule.mode, "matched": True, "trace": follow.trace(),
+                "created_at": now})
+            intent_rows += self._intent_rows(item, follow.rule, follow.intents,
+                                             follow.namespace, follow.ticket_id)
+        return decision_rows, intent_rows
+
+    def _tick(self, item: inbox_mod.InboxItem) -> str:
+        """A scheduler tick: end the window episodes quiet by then, run their follow-ups."""
+        rules = self.rules
+        now = utcnow()
+        with self.store.write() as conn:
+            follow_ups = sweep(rules, StoreRuleState(conn), item.received_at)
+            decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
+            if decision_rows:
+                conn.execute(_DECISION, decision_rows)
+            planned = sum(add_intent(conn, **row) for row in intent_rows)
+            outcome = (f"window.quiet: {len(follow_ups)} episode(s) ended "
+                       f"({', '.join(f.rule.id for f in follow_ups) or 'none due'}); "
+                       f"{planned} intent(s) planned")
+            inbox_mod.release(conn, item.id, "done", outcome, owner=item.owner)
+        return outcome
+
     def _decide(self, item: inbox_mod.InboxItem, ticket: Ticket, event_type: str,
                 changes: dict[str, Change], read_reason: str | None) -> str:
-        # Evaluate and plan outside the write transaction, so that the store's write lock (which
-        # the receiver needs for every webhook) is held only for the inserts. Reading the links
-        # first is safe: no other worker processes this ticket meanwhile (order per entity).
+        # Evaluate outside the write transaction, so that the store's write lock (which the
+        # receiver needs for every webhook) is held only for the gates and the inserts. Reading
+        # the links first is safe: no other worker processes this ticket meanwhile (order per
+        # entity). Window and throttle state is read and written inside the transaction, as it
+        # is shared across tickets.
+        rules = self.rules  # one rule set for the whole event, even if a reload swaps it
         with self.store.read() as conn:
             ctx = self._context(conn, ticket, event_type, changes, item)
         namespace = ctx.namespace()
-        matched: list[str] = []
-        decision_rows: list[dict[str, Any]] = []
-        intent_rows: list[dict[str, Any]] = []
+        evaluations = [(rule, evaluate(rule, ctx)) for rule in rules.for_event(event_type)]
+        event_key = item.change_key or f"inbox:{item.id}"
         now = utcnow()
-        for rule in self.rules.for_event(event_type):
-            evaluation = evaluate(rule, ctx)
-            trace = evaluation.to_json()
-            if evaluation.matched:
-                try:
-                    planned_rows = [dict(
-                        idem_key=intent.idempotency_key, inbox_id=item.id,
-                        rule_id=rule.id, action=intent.action, ticket_id=ticket.id,
-                        order_key=self._order_key(intent.action, intent.params, namespace,
-                                                  ticket.id),
-                        depends_on=intent.depends_on, params=thaw(intent.params),
-                        context=thaw(namespace),
-                        status="pending" if rule.mode == "live" else "shadow")
-                        for intent in plan(rule, item.change_key or f"inbox:{item.id}")]
-                    intent_rows.extend(planned_rows)
-                except Exception as exc:  # a template that cannot render is a rule error
-                    trace["error"] = f"planning failed: {exc}"
-                matched.append(f"{rule.id}{' (shadow)' if rule.mode == 'shadow' else ''}")
-            decision_rows.append({
-                "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
-                "rule_id": rule.id, "mode": rule.mode, "matched": evaluation.matched,
-                "trace": trace, "created_at": now})
         with self.store.write() as conn:
+            state = StoreRuleState(conn)
+            follow_ups = prepare(rules, ctx, state)
+            outcomes = [settle(rule, evaluation, ctx, state, event_key, namespace)
+                        for rule, evaluation in evaluations]
+            decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
+            for outcome in outcomes:
+                decision_rows.append({
+                    "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
+                    "rule_id": outcome.rule.id, "mode": outcome.rule.mode,
+                    "matched": outcome.matched, "trace": outcome.trace(), "created_at": now})
+                intent_rows += self._intent_rows(item, outcome.rule, outcome.intents,
+                                                 outcome.namespace or namespace, ticket.id)
             if decision_rows:
                 conn.execute(_DECISION, decision_rows)
             planned = sum(add_intent(conn, **row) for row in intent_rows)
@@ -332,9 +373,25 @@ class EventProcessor:
             parts = [event_type]
             if read_reason:
                 parts.append(read_reason)
-            parts.append(f"matched: {', '.join(matched)}" if matched else "no rule matched")
+            parts.append(_summary(outcomes))
+            if follow_ups:
+                parts.append(f"window episode(s) ended: "
+                             f"{', '.join(f.rule.id for f in follow_ups)}")
             parts.append(f"{planned} intent(s) planned")
-            outcome = "; ".join(parts)
-            inbox_mod.release(conn, item.id, "done", outcome, owner=item.owner)
-        log.info("event %s ticket %s: %s", item.id, ticket.id, outcome)
-        return outcome
+            summary = "; ".join(parts)
+            inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)
+        log.info("event %s ticket %s: %s", item.id, ticket.id, summary)
+        return summary
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    """``matched: a, b (shadow), c (held: window ...)`` or ``no rule matched``."""
+    names = []
+    for outcome in outcomes:
+        if not outcome.matched:
+            continue
+        name = outcome.rule.id + (" (shadow)" if outcome.rule.mode is Mode.SHADOW else "")
+        if not outcome.fired:
+            name += f" (held: {outcome.gate})"
+        names.append(name)
+    return f"matched: {', '.join(names)}" if names else "no rule matched"

@@ -12,6 +12,8 @@ describe the schema at ``head``. Times are stored as timezone-aware UTC.
 - ``links`` / ``bugs``: ticket ⇄ Jira issue, and the open bug per dedupe key.
 - ``writes``: Switchboard's own writes, so that their echoes are recognised (no loops).
 - ``cursors``: poller bookmarks, saved in the same transaction as the events they produced.
+- ``rule_window_matches`` / ``rule_episodes`` / ``rule_fires``: the state of rule gates (windows
+  and throttles, :mod:`rules.engine`), written in the transaction of the decision they gate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ __all__ = [
     "links",
     "metadata",
     "outbox",
+    "rule_episodes",
+    "rule_fires",
+    "rule_window_matches",
     "snapshots",
     "writes",
 ]
@@ -179,4 +184,39 @@ cursors = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+)
+
+rule_window_matches = sa.Table(
+    "rule_window_matches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("group_key", sa.String(255), nullable=False),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Index("ix_rule_window_matches_group", "rule_id", "group_key", "at"),
+    sa.Index("ix_rule_window_matches_at", "rule_id", "at"),
+)
+
+rule_episodes = sa.Table(
+    "rule_episodes",
+    metadata,
+    sa.Column("rule_id", sa.String(128), primary_key=True),
+    sa.Column("group_key", sa.String(255), primary_key=True),
+    sa.Column("opened_at", TS, nullable=False),
+    sa.Column("last_match_at", TS, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("tickets", sa.JSON, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+)
+
+rule_fires = sa.Table(
+    "rule_fires",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("scope", sa.String(255), nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Index("ix_rule_fires_scope", "rule_id", "scope", "at"),
+    sa.Index("ix_rule_fires_any_rule", "scope"),
 )
