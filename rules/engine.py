@@ -18,9 +18,9 @@ wall clock, so a backtest over history decides as live processing did. Gate stat
 transaction as the decision; :class:`MemoryRuleState` serves backtests and ``switchboard test``.
 The semantics live here, once; a state only stores and fetches.
 
-A live run calls :func:`prepare` (end quiet episodes, reset ``once_until_resolved`` on
-resolution) and then :func:`settle` for each evaluated rule; :func:`decide` does all of it for
-one event.
+Live processing evaluates outside its write transaction and calls :func:`settle_event` inside
+it (end quiet episodes, gate each rule, release ``once_until_resolved`` on resolution);
+:func:`decide` evaluates and settles in one call (backtest, ``switchboard test``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ __all__ = [
     "RESOLVED_STATUSES",
     "RuleState",
     "decide",
-    "prepare",
     "settle",
+    "settle_event",
     "sweep",
 ]
 
@@ -246,17 +246,28 @@ def sweep(rules: RuleSet | Sequence[Rule], state: RuleState, at: datetime) -> li
     return done
 
 
-def prepare(rules: RuleSet | Sequence[Rule], ctx: EvalContext,
-            state: RuleState) -> list[FollowUp]:
-    """Before settling an event: end quiet episodes and, if the event resolved the ticket,
-    release its ``once_until_resolved`` throttles."""
+def settle_event(rules: RuleSet | Sequence[Rule],
+                 evaluations: Sequence[tuple[Rule, Evaluation]], ctx: EvalContext,
+                 state: RuleState, event_key: str,
+                 namespace: Mapping[str, Any] | None = None,
+                 ) -> tuple[list[FollowUp], list[Outcome]]:
+    """Gate one event's evaluated rules, in order, updating ``state``.
+
+    First the episodes that were quiet by the event's time end (their follow-ups come first);
+    then each rule is settled; last, if the event resolved the ticket (status changed to solved
+    or closed), its ``once_until_resolved`` throttles are released — for the events after this
+    one, so a rule that matches the resolving event itself is still held.
+    """
     at = ctx.event_time
     follow_ups = sweep(rules, state, at) if at is not None else []
+    namespace = ctx.namespace() if namespace is None else namespace
+    outcomes = [settle(rule, evaluation, ctx, state, event_key, namespace)
+                for rule, evaluation in evaluations]
     status = ctx.changes.get("status")
     ticket_id = _ticket_id(ctx)
     if status is not None and status.to in RESOLVED_STATUSES and ticket_id is not None:
         state.forget_scope(f"ticket:{ticket_id}")
-    return follow_ups
+    return follow_ups, outcomes
 
 
 def _window_gate(rule: Rule, ctx: EvalContext, state: RuleState, at: datetime,
@@ -376,11 +387,8 @@ def decide(rules: RuleSet, ctx: EvalContext, state: RuleState,
            event_key: str) -> tuple[list[FollowUp], list[Outcome]]:
     """The whole decision for one event: follow-ups of episodes that ended by the event's time,
     then one outcome per non-off rule listening to ``ctx.event_type``, in file order."""
-    follow_ups = prepare(rules, ctx, state)
-    namespace = ctx.namespace()
-    outcomes = [settle(rule, evaluate(rule, ctx), ctx, state, event_key, namespace)
-                for rule in rules.for_event(ctx.event_type)]
-    return follow_ups, outcomes
+    evaluations = [(rule, evaluate(rule, ctx)) for rule in rules.for_event(ctx.event_type)]
+    return settle_event(rules, evaluations, ctx, state, event_key)
 
 
 class MemoryRuleState:

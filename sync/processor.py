@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from connectors.errors import SwitchboardError
 from connectors.models import Ticket, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate, render_params
-from rules.engine import FollowUp, Outcome, prepare, settle, sweep
+from rules.engine import FollowUp, Outcome, settle_event, sweep
 from rules.model import Condition, FieldCondition, Mode, Not, Rule, thaw
 from rules.planner import ActionIntent
 from sync import inbox as inbox_mod
@@ -354,10 +354,8 @@ class EventProcessor:
         event_key = item.change_key or f"inbox:{item.id}"
         now = utcnow()
         with self.store.write() as conn:
-            state = StoreRuleState(conn)
-            follow_ups = prepare(rules, ctx, state)
-            outcomes = [settle(rule, evaluation, ctx, state, event_key, namespace)
-                        for rule, evaluation in evaluations]
+            follow_ups, outcomes = settle_event(rules, evaluations, ctx, StoreRuleState(conn),
+                                                event_key, namespace)
             decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
             for outcome in outcomes:
                 decision_rows.append({
