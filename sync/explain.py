@@ -37,6 +37,9 @@ class StoreUnavailableError(RuntimeError):
     """The store does not exist or does not hold Switchboard's tables."""
 
 
+#: The event type of a window episode's end (``rules.engine.FollowUp``).
+QUIET = "window.quiet"
+
 @dataclass(frozen=True, slots=True)
 class IntentView:
     """One planned action intent and how far it got."""
@@ -118,7 +121,10 @@ def read_history(conn: sa.Connection, ticket_id: int) -> list[EventView]:
                             .order_by(decisions.c.id)):
         by_event[row.inbox_id].append(DecisionView(row.rule_id, row.mode, bool(row.matched),
                                                    dict(row.trace or {})))
-        types.setdefault(row.inbox_id, row.event_type)
+        if row.event_type != QUIET:  # a follow-up decided along with the event is not its type
+            types.setdefault(row.inbox_id, row.event_type)
+        else:
+            types.setdefault(-row.inbox_id, row.event_type)
     intents: dict[int, list[IntentView]] = {i: [] for i in ids}
     for row in conn.execute(sa.select(outbox).where(outbox.c.inbox_id.in_(ids))
                             .order_by(outbox.c.id)):
@@ -126,7 +132,7 @@ def read_history(conn: sa.Connection, ticket_id: int) -> list[EventView]:
             row.id, row.rule_id, row.action, row.status, row.attempts, row.last_error,
             row.result, row.finished_at))
     return [EventView(row.id, row.source, row.kind, row.status, row.outcome, row.attempts,
-                      row.received_at, row.processed_at, types.get(row.id),
+                      row.received_at, row.processed_at, types.get(row.id, types.get(-row.id)),
                       tuple(by_event[row.id]), tuple(intents[row.id]))
             for row in events]
 
@@ -197,8 +203,14 @@ def _result(value: Any) -> str:
 
 def _decision_lines(decision: DecisionView) -> list[str]:
     mode = "" if decision.mode == "live" else f" [{decision.mode}]"
+    gate = decision.trace.get("gate")
+    if decision.trace.get("event_type") == QUIET:
+        return [f"    ◷ {decision.rule_id}{mode}: {gate}"]
     if decision.matched:
-        line = f"    ✓ {decision.rule_id}{mode}: matched"
+        held = decision.trace.get("fired") is False
+        line = f"    {'⏸' if held else '✓'} {decision.rule_id}{mode}: matched"
+        if gate:
+            line += f", held back: {gate}" if held else f" ({gate})"
         if decision.error:
             line += f" — {decision.error}"
         return [line]

@@ -131,3 +131,25 @@ def test_once_until_resolved_survives_a_restart_and_resets_when_solved(tmp_path:
         assert len(intents(store, "vip")) == 2
     finally:
         store.close()
+
+
+def test_explain_shows_held_matches_with_their_reason_and_the_episode_end(tmp_path: Path) -> None:
+    from sync.explain import read_history, render_history
+
+    store, proc = processor(tmp_path / "hub.db")
+    try:
+        for n in (1, 2, 3):
+            feed(store, proc, n, T0 + timedelta(minutes=n), tags=["outage"])
+        enqueue_quiet_ticks(store, proc.rules, T0 + timedelta(hours=1))
+        [item] = inbox.acquire(store, "t/w", 1, 60)
+        proc.process(item)
+        with store.read() as conn:
+            first, third = (render_history(t, read_history(conn, t)) for t in (1, 3))
+    finally:
+        store.close()
+    assert ("⏸ spike: matched, held back: window group 'E1': 1 of 3 tickets within 15m; "
+            "not fired yet") in first
+    assert "✓ spike: matched (window group 'E1': 3 tickets within 15m (threshold 3); fired)" \
+        in third
+    assert "window.quiet  (from schedule: window.quiet)" in third
+    assert "◷ spike: window group E1 quiet for 30m since" in third
