@@ -9,11 +9,15 @@ from __future__ import annotations
 
 __all__ = [
     "BugDraft",
+    "Comment",
     "ExportPage",
     "IssueRef",
+    "Organization",
     "RemoteLink",
     "Ticket",
+    "TicketPeople",
     "TicketUpdate",
+    "User",
     "parse_time",
     "format_time",
 ]
@@ -123,6 +127,90 @@ class Ticket:
             custom_fields=data.get("fields") or {},
             url=data.get("url"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A Zendesk user (a ticket's requester), with the user fields the config names.
+
+    ``fields`` holds the configured user fields by key (``connectors.zendesk.user_fields``); a
+    configured key the user has no value for is ``None``.
+    """
+
+    id: int
+    name: str | None = None
+    email: str | None = None
+    tags: tuple[str, ...] = ()
+    organization_id: int | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", _frozen(self.fields))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form: what rules see as ``requester``."""
+        return {"id": self.id, "name": self.name, "email": self.email, "tags": list(self.tags),
+                "organization_id": self.organization_id, "fields": dict(self.fields)}
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """A Zendesk organization, with the organization fields the config names (``plan_tier``)."""
+
+    id: int
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", _frozen(self.fields))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form: what rules see as ``organization``."""
+        return {"id": self.id, "name": self.name, "tags": list(self.tags),
+                "fields": dict(self.fields)}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPeople:
+    """A ticket's requester and organization as Zendesk knows them now.
+
+    ``None`` when the ticket has none, or when Zendesk no longer has it (deleted: 404).
+    """
+
+    requester: User | None = None
+    organization: Organization | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """One ticket comment: a public reply or an internal note (``public`` false)."""
+
+    id: int
+    body: str
+    public: bool
+    author_id: int | None = None
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form: what rules see as ``comment`` (``created_at`` ISO-8601 UTC)."""
+        return {"id": self.id, "body": self.body, "public": self.public,
+                "author_id": self.author_id,
+                "created_at": format_time(self.created_at) if self.created_at else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comment:
+        """Inverse of :meth:`to_dict`. Raises ``KeyError``/``ValueError``/``TypeError`` on a
+        malformed dict."""
+        public = data["public"]
+        if not isinstance(public, bool):
+            raise TypeError(f"comment public must be true or false, not {public!r}")
+        author = data.get("author_id")
+        return cls(id=int(data["id"]), body=str(data.get("body") or ""), public=public,
+                   author_id=int(author) if author is not None else None,
+                   created_at=parse_time(data.get("created_at")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ["HttpSettings", "JiraSettings", "ZendeskSettings"]
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -68,6 +69,21 @@ class HttpSettings(_Model):
         return value
 
 
+#: A Zendesk user/organization field key: letters, digits and underscores, not only digits.
+FIELD_KEY = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_]+$")
+
+
+def _field_keys(value: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [key for key in value if not FIELD_KEY.match(key)]
+    if bad:
+        raise ValueError(f"not a Zendesk field key: {', '.join(repr(k) for k in bad)} (keys are "
+                         "letters, digits and underscores, not only digits)")
+    repeated = sorted({key for key in value if value.count(key) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return value
+
+
 class ZendeskSettings(_Model):
     """A Zendesk Support account, reached through zenpy with an API token."""
 
@@ -83,11 +99,29 @@ class ZendeskSettings(_Model):
         default_factory=dict,
         description="custom ticket fields by the name rules use -> Zendesk field id",
     )
+    user_fields: tuple[str, ...] = Field(
+        default=(),
+        description="user field keys rules may read as requester.fields.<key>",
+    )
+    organization_fields: tuple[str, ...] = Field(
+        default=(),
+        description="organization field keys rules may read as organization.fields.<key>",
+    )
+    people_cache_seconds: float = Field(
+        300.0, ge=0,
+        description="how long a requester or organization read from Zendesk is reused "
+        "(in memory, per process); 0 reads them for every event that needs them",
+    )
     requests_per_minute: int = Field(
         100, gt=0,
         description="ceiling for this connector's calls (Zendesk ticket updates: 100/min)",
     )
     http: HttpSettings = HttpSettings()
+
+    @field_validator("user_fields", "organization_fields")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _field_keys(value)
 
     @field_validator("base_url")
     @classmethod

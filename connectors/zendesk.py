@@ -5,24 +5,34 @@ rate-limited, logged, timed out and turned into :mod:`connectors.errors` excepti
 sees the response: zenpy's own 429 loop (``BaseApi._call_api`` sleeps ``Retry-After`` and re-sends,
 forever) and the retrying ``HTTPAdapter`` it mounts on sessions it creates itself never run.
 
-Vendor JSON stops here: callers get :class:`~connectors.models.Ticket` and
-:class:`~connectors.models.ExportPage`.
+Vendor JSON stops here: callers get :class:`~connectors.models.Ticket`,
+:class:`~connectors.models.ExportPage`, :class:`~connectors.models.User`,
+:class:`~connectors.models.Organization` and :class:`~connectors.models.Comment`
+(the JSON is read in :mod:`connectors.zendesk_records`).
+
+Requesters and organizations change rarely and Zendesk's rate limit is the ceiling, so
+:meth:`ZendeskConnector.get_people` keeps them in a short-lived, bounded in-memory cache
+(``people_cache_seconds``) and, on a miss, reads both with ONE ticket show that sideloads them
+(``include=users,organizations``).
 """
 
 from __future__ import annotations
 
 __all__ = ["ZendeskConnector", "ticket_from_api"]
 
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZenpyComment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
+from zenpy.lib.endpoint import Url
 
+from connectors.cache import TtlCache
 from connectors.errors import (
     ConfigurationError,
     FatalError,
@@ -30,10 +40,33 @@ from connectors.errors import (
     SkippableError,
 )
 from connectors.http import RateLimiter, build_session, translate_transport_errors
-from connectors.models import ExportPage, Ticket, TicketUpdate, format_time, parse_time
+from connectors.models import (
+    Comment,
+    ExportPage,
+    Organization,
+    Ticket,
+    TicketPeople,
+    TicketUpdate,
+    User,
+    format_time,
+)
 from connectors.settings import ZendeskSettings
+from connectors.zendesk_records import (
+    comment_from_api,
+    organization_from_api,
+    positive_id,
+    ticket_from_api,
+    user_from_api,
+)
 
 VENDOR = "zendesk"
+#: Users and organizations kept in memory at most (each cache), least recently used dropped first.
+PEOPLE_CACHE_SIZE = 5000
+#: Newest comments read when looking for the ones an update added (one page, newest first).
+RECENT_COMMENTS = 5
+_PEOPLE_SIDELOADS = ("users", "organizations")
+
+R = TypeVar("R")
 
 
 @contextmanager
@@ -68,14 +101,22 @@ class ZendeskConnector:
         *,
         limiter: RateLimiter | None = None,
         session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``session`` replaces the one built from ``settings`` (it should come from
-        :func:`connectors.http.build_session`). Construction makes no network call."""
+        :func:`connectors.http.build_session`); ``clock`` (monotonic seconds) times the people
+        cache. Construction makes no network call."""
         self.settings = settings
         self.limiter = limiter if limiter is not None else RateLimiter(settings.requests_per_minute)
         self._vendor_origin = f"https://{settings.subdomain}.zendesk.com"
         self._agent_base = settings.base_url or self._vendor_origin
         self._field_ids = dict(settings.custom_fields)
+        self._user_keys = tuple(settings.user_fields)
+        self._org_keys = tuple(settings.organization_fields)
+        self._users: TtlCache[int, User | None] = TtlCache(
+            settings.people_cache_seconds, PEOPLE_CACHE_SIZE, clock=clock)
+        self._orgs: TtlCache[int, Organization | None] = TtlCache(
+            settings.people_cache_seconds, PEOPLE_CACHE_SIZE, clock=clock)
         if session is None:
             override = (self._vendor_origin, settings.base_url) if settings.base_url else None
             session = build_session(
@@ -103,11 +144,88 @@ class ZendeskConnector:
 
         Raises :class:`SkippableError` when the ticket does not exist (deleted).
         """
-        ticket_id = _positive_id(ticket_id)
+        ticket_id = positive_id(ticket_id, "ticket id")
         what = f"get ticket {ticket_id}"
         with _ticket_call(ticket_id, what):
             result = self._client.tickets(id=ticket_id)
         return self._to_ticket(result, what)
+
+    def get_ticket_and_people(self, ticket_id: int) -> tuple[Ticket, TicketPeople]:
+        """Read one ticket with its requester and organization in ONE call.
+
+        ``GET /api/v2/tickets/{id}.json?include=users,organizations`` side-loads both; only a
+        person the answer lacks (or carries without its custom fields) is read on its own. The
+        people are cached as :meth:`get_people` does. Raises :class:`SkippableError` when the
+        ticket does not exist, :class:`FatalError` for a malformed answer.
+        """
+        ticket_id = positive_id(ticket_id, "ticket id")
+        what = f"get ticket {ticket_id} with its requester and organization"
+        data = self._show_with_people(ticket_id, what)
+        ticket = self._ticket_from_json(data.get("ticket"), what)
+        users, orgs = self._sideloaded(data, what)
+        return ticket, self._resolve_people(ticket.requester_id, ticket.organization_id,
+                                            users, orgs)
+
+    def get_people(self, ticket_id: int, requester_id: int | None,
+                   organization_id: int | None) -> TicketPeople:
+        """The requester and organization of a ticket, as few calls as possible.
+
+        Both cached (for ``people_cache_seconds``): no call. Neither: ONE ticket show that
+        side-loads them (``include=users,organizations``). One of them: one
+        ``GET /api/v2/users/{id}.json`` or ``/organizations/{id}.json``. A person Zendesk
+        answers 404 for (deleted) is ``None``, and remembered as such for the same time.
+        Raises :class:`SkippableError` if the ticket is gone, the :mod:`connectors.errors` tree
+        otherwise (429, 5xx, malformed answers).
+        """
+        ticket_id = positive_id(ticket_id, "ticket id")
+        need_user = requester_id is not None and not self._users.lookup(requester_id)[0]
+        need_org = organization_id is not None and not self._orgs.lookup(organization_id)[0]
+        users: dict[int, User] = {}
+        orgs: dict[int, Organization] = {}
+        if need_user and need_org:
+            what = f"get the requester and organization of ticket {ticket_id}"
+            users, orgs = self._sideloaded(self._show_with_people(ticket_id, what), what)
+        return self._resolve_people(requester_id, organization_id, users, orgs)
+
+    def get_user(self, user_id: int) -> User:
+        """Read one user (``GET /api/v2/users/{id}.json``); :class:`NotFoundError` if deleted."""
+        user_id = positive_id(user_id, "user id")
+        what = f"get user {user_id}"
+        data = self._get_json(self._client.users.endpoint(id=user_id), what)
+        return self._parse(user_from_api, data.get("user"), what, field_keys=self._user_keys)
+
+    def get_organization(self, organization_id: int) -> Organization:
+        """Read one organization (``GET /api/v2/organizations/{id}.json``);
+        :class:`NotFoundError` if deleted."""
+        organization_id = positive_id(organization_id, "organization id")
+        what = f"get organization {organization_id}"
+        data = self._get_json(self._client.organizations.endpoint(id=organization_id), what)
+        return self._parse(organization_from_api, data.get("organization"), what,
+                           field_keys=self._org_keys)
+
+    def recent_comments(self, ticket_id: int, *, limit: int = RECENT_COMMENTS
+                        ) -> tuple[Comment, ...]:
+        """The ticket's newest comments, newest first: ONE
+        ``GET /api/v2/tickets/{id}/comments.json?sort=-created_at&page[size]={limit}``.
+
+        Raises :class:`SkippableError` when the ticket does not exist, :class:`FatalError` for
+        a malformed answer, ``ValueError`` for a ``limit`` outside 1..100.
+        """
+        ticket_id = positive_id(ticket_id, "ticket id")
+        if not 0 < limit <= 100:
+            raise ValueError("limit must be between 1 and 100")
+        what = f"list the comments of ticket {ticket_id}"
+        url = self._client.tickets.endpoint.comments(
+            id=ticket_id, sort="-created_at", cursor_pagination=limit)
+        with _ticket_call(ticket_id, what):
+            data = self._get_json(url, what)
+        items = data.get("comments")
+        if not isinstance(items, list):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail="'comments' is not a list")
+        comments = [self._parse(comment_from_api, item, what) for item in items]
+        comments.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        return tuple(comments[:limit])
 
     def export_page(
         self,
@@ -155,7 +273,7 @@ class ZendeskConnector:
         response. Raises :class:`ConfigurationError` for a custom field name the settings do
         not map (before any request) and :class:`SkippableError` if the ticket was deleted.
         """
-        ticket_id = _positive_id(update.ticket_id)
+        ticket_id = positive_id(update.ticket_id, "ticket id")
         payload = self._update_payload(update)
         # zenpy has no safe-update support, but it serialises every attribute set on a Ticket,
         # so the two extra keys ride along in the same ``{"ticket": {...}}`` body.
@@ -190,6 +308,97 @@ class ZendeskConnector:
         payload["updated_stamp"] = format_time(update.updated_stamp)
         return payload
 
+    # -- people and raw reads ------------------------------------------------------------------
+
+    def _show_with_people(self, ticket_id: int, what: str) -> Mapping[str, Any]:
+        url = self._client.tickets.endpoint(id=ticket_id, include=list(_PEOPLE_SIDELOADS))
+        with _ticket_call(ticket_id, what):
+            return self._get_json(url, what)
+
+    def _get_json(self, url: Url, what: str) -> Mapping[str, Any]:
+        """One GET through zenpy's request path (its URL building, auth, our session), with
+        the JSON read here: zenpy drops side-loaded records when its object cache is off (and
+        it must stay off, see ``__init__``), and its comment listing follows pages on its own.
+        Unparseable JSON is a :class:`RetriableError` (as for every transport-level failure);
+        JSON that is not an object is a :class:`FatalError`."""
+        api = self._client.tickets
+        with translate_transport_errors(VENDOR, what):
+            response = api._get(api._build_url(url), raw_response=True)
+            data = response.json()
+        if not isinstance(data, Mapping):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail=f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def _parse(self, parse: Callable[..., R], data: object, what: str, **kwargs: Any) -> R:
+        try:
+            return parse(data, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail=str(exc)) from exc
+
+    def _ticket_from_json(self, data: object, what: str) -> Ticket:
+        if not isinstance(data, Mapping):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail="no 'ticket' object")
+        return self._parse(ticket_from_api, data, what, field_ids=self._field_ids,
+                           agent_url_base=self._agent_base)
+
+    def _sideloaded(self, data: Mapping[str, Any], what: str
+                    ) -> tuple[dict[int, User], dict[int, Organization]]:
+        """The users and organizations side-loaded into ``data`` (each also cached).
+
+        A record without its custom fields object, while some are configured, is left out (the
+        side-loading docs call side-loaded users "partial"): it is then read on its own.
+        """
+        users: dict[int, User] = {}
+        orgs: dict[int, Organization] = {}
+        for key, fields_key, keys in (("users", "user_fields", self._user_keys),
+                                      ("organizations", "organization_fields", self._org_keys)):
+            items = data.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                                 detail=f"'{key}' is not a list")
+            for item in items:
+                if keys and isinstance(item, Mapping) and fields_key not in item:
+                    continue
+                if key == "users":
+                    user = self._parse(user_from_api, item, what, field_keys=keys)
+                    users[user.id] = user
+                    self._users.put(user.id, user)
+                else:
+                    org = self._parse(organization_from_api, item, what, field_keys=keys)
+                    orgs[org.id] = org
+                    self._orgs.put(org.id, org)
+        return users, orgs
+
+    def _resolve_people(self, requester_id: int | None, organization_id: int | None,
+                        users: Mapping[int, User], orgs: Mapping[int, Organization]
+                        ) -> TicketPeople:
+        requester = None
+        if requester_id is not None:
+            requester = users.get(requester_id) or _cached(
+                self._users, requester_id, self._user_or_none)
+        organization = None
+        if organization_id is not None:
+            organization = orgs.get(organization_id) or _cached(
+                self._orgs, organization_id, self._organization_or_none)
+        return TicketPeople(requester, organization)
+
+    def _user_or_none(self, user_id: int) -> User | None:
+        try:
+            return self.get_user(user_id)
+        except NotFoundError:
+            return None
+
+    def _organization_or_none(self, organization_id: int) -> Organization | None:
+        try:
+            return self.get_organization(organization_id)
+        except NotFoundError:
+            return None
+
     def _to_ticket(self, zticket: object, what: str) -> Ticket:
         if not isinstance(zticket, ZenpyTicket):
             raise FatalError(
@@ -207,86 +416,10 @@ class ZendeskConnector:
             ) from exc
 
 
-def ticket_from_api(
-    data: Mapping[str, Any], *, field_ids: Mapping[str, int], agent_url_base: str
-) -> Ticket:
-    """Build a :class:`Ticket` from Zendesk ticket JSON (API, export page or webhook detail).
-
-    Custom fields are keyed by the configured *name* (reverse of ``field_ids``); fields with an
-    unconfigured id are dropped. ``url`` is the agent UI URL under ``agent_url_base``. Ids given
-    as strings (webhooks) are accepted; status, priority and type are lower-cased. Raises
-    ``ValueError`` when ``id`` or ``updated_at`` is missing or malformed.
-    """
-    ticket_id = _positive_id(data.get("id"))
-    updated_at = parse_time(data.get("updated_at"))
-    if updated_at is None:
-        raise ValueError(f"ticket {ticket_id} has no updated_at")
-    names = {int(field_id): name for name, field_id in field_ids.items()}
-    custom: dict[str, Any] = {}
-    raw_fields = data.get("custom_fields")
-    if raw_fields is None:
-        raw_fields = data.get("fields")
-    for item in raw_fields or ():
-        if not isinstance(item, Mapping):
-            continue
-        try:
-            name = names.get(int(item["id"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        if name is not None:
-            custom[name] = item.get("value")
-    return Ticket(
-        id=ticket_id,
-        updated_at=updated_at,
-        created_at=parse_time(data.get("created_at")),
-        subject=str(data.get("subject") or data.get("raw_subject") or ""),
-        description=str(data.get("description") or ""),
-        status=_lower(data.get("status")),
-        priority=_lower(data.get("priority")),
-        type=_lower(data.get("type")),
-        tags=_tags(data.get("tags")),
-        requester_id=_optional_id(data.get("requester_id")),
-        organization_id=_optional_id(data.get("organization_id")),
-        assignee_id=_optional_id(data.get("assignee_id")),
-        group_id=_optional_id(data.get("group_id")),
-        custom_fields=custom,
-        url=f"{agent_url_base.rstrip('/')}/agent/tickets/{ticket_id}",
-    )
-
-
-def _positive_id(value: object) -> int:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"not a ticket id: {value!r}")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    else:
-        raise ValueError(f"not a ticket id: {value!r}")
-    if number <= 0:
-        raise ValueError(f"not a ticket id: {value!r}")
-    return number
-
-
-def _optional_id(value: object) -> int | None:
-    """Lenient: a related id Zendesk leaves empty or odd must not make the ticket unreadable."""
-    try:
-        return _positive_id(value)
-    except ValueError:
-        return None
-
-
-def _lower(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value).lower()
-
-
-def _tags(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(value.split())
-    if isinstance(value, Iterable):
-        return tuple(str(tag) for tag in value)
-    raise ValueError(f"tags must be a list, not {type(value).__name__}")
+def _cached(cache: TtlCache[int, R | None], key: int, read: Callable[[int], R | None]) -> R | None:
+    hit, value = cache.lookup(key)
+    if hit:
+        return value
+    value = read(key)
+    cache.put(key, value)
+    return value
