@@ -14,10 +14,11 @@ For a ticket event the processor
 
 from __future__ import annotations
 
-__all__ = ["EventProcessor", "diff_tickets", "subtract_own"]
+__all__ = ["EventProcessor", "diff_tickets", "subtract_own", "ticket_context"]
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,6 +82,22 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
         if _norm(old_fields.get(name)) != _norm(new["fields"].get(name)):
             changes[f"fields.{name}"] = Change(old_fields.get(name), new["fields"].get(name))
     return changes
+
+
+def ticket_context(ticket: Ticket, event_type: str, changes: Mapping[str, Change],
+                   links: Mapping[str, tuple[str, ...]], *, source: str,
+                   now: datetime | None, custom_fields: Iterable[str]) -> EvalContext:
+    """The context rules see for one ticket event, built here only, for live processing and
+    for backtests (``sync.backtest``) alike, so that both decide on the same input."""
+    ticket_dict = ticket.to_dict()
+    # Every configured custom field is present (None when unset), so rules and templates
+    # can test it without tripping over a missing key.
+    ticket_dict["fields"] = {**dict.fromkeys(custom_fields), **ticket_dict["fields"]}
+    return EvalContext(event_type=event_type, event_source=source, ticket=ticket_dict,
+                       changes=changes, links=links,
+                       # Durations (older_than / within) count back from when the event
+                       # reached Switchboard, so a replay or backtest decides the same.
+                       now=now)
 
 
 def _condition_fields(condition: Condition | None) -> set[str]:
@@ -266,17 +283,9 @@ class EventProcessor:
 
     def _context(self, conn: sa.Connection, ticket: Ticket, event_type: str,
                  changes: dict[str, Change], item: inbox_mod.InboxItem) -> EvalContext:
-        ticket_dict = ticket.to_dict()
-        # Every configured custom field is present (None when unset), so rules and templates
-        # can test it without tripping over a missing key.
-        ticket_dict["fields"] = {**dict.fromkeys(self.custom_fields), **ticket_dict["fields"]}
-        return EvalContext(event_type=event_type,
-                           event_source=str(item.payload.get("style", item.source)),
-                           ticket=ticket_dict, changes=changes,
-                           links=self._links(conn, ticket.id),
-                           # Durations (older_than / within) count back from when the event
-                           # reached Switchboard, so a replay or backtest decides the same.
-                           now=item.received_at)
+        return ticket_context(ticket, event_type, changes, self._links(conn, ticket.id),
+                              source=str(item.payload.get("style", item.source)),
+                              now=item.received_at, custom_fields=self.custom_fields)
 
     def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
         links = dict(links_for_ticket(conn, ticket_id))
