@@ -3,7 +3,8 @@
 Templates are compiled at load time (syntax errors become load problems) and rendered at dispatch
 time. The environment is an immutable sandbox with ``StrictUndefined`` and no autoescaping, so:
 
-- a template may not reach Python internals (``''.__class__``) nor mutate its inputs;
+- a template may not reach Python internals (``''.__class__``) nor mutate its inputs, has no
+  globals (no ``range``, ``cycler``, ``lipsum``...), and ``*`` / ``**`` are bounded;
 - a name the namespace lacks is an error (:class:`TemplateRenderError`), never an empty string;
 - text coming from a ticket is data: Jinja renders values once and never re-evaluates its output,
   so a subject of ``{{ 7*7 }}`` renders as ``{{ 7*7 }}``.
@@ -35,9 +36,34 @@ from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-ENV = ImmutableSandboxedEnvironment(
+#: Longest text a ``*`` or ``**`` inside a template may produce (``'-' * 40`` is fine).
+MAX_PRODUCT = 10_000
+
+
+class _RuleTemplateEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, minus the globals rule templates have no use for (``range``, ``lipsum``,
+    ``cycler``, ``joiner``, ``namespace``, ``dict``) and with ``*`` / ``**`` bounded, so that a
+    template can neither reach Python internals nor exhaust memory or time."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 64:
+                raise SecurityError("exponent too large in template")
+            return left ** right
+        if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+            count = right if isinstance(right, int) else left
+            text = left if isinstance(right, int) else right
+            if isinstance(count, int) and len(text) * max(count, 0) > MAX_PRODUCT:
+                raise SecurityError(f"template product longer than {MAX_PRODUCT} characters")
+        return left * right
+
+
+ENV = _RuleTemplateEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
+ENV.globals.clear()
 
 
 class TemplateRenderError(Exception):
@@ -128,7 +154,8 @@ def template_refs(text: str) -> frozenset[Ref]:
 
 
 def private_attributes(text: str) -> set[str]:
-    """Attribute names starting with ``_`` (the sandbox refuses them at render)."""
+    """Attribute names starting with ``_``, also as filter arguments (the sandbox refuses them
+    at render; the loader refuses them at load)."""
     tree = _parse(text)
     names = {n.attr for n in tree.find_all(nodes.Getattr) if n.attr.startswith("_")}
     names |= {
@@ -137,6 +164,12 @@ def private_attributes(text: str) -> set[str]:
         if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)
         and n.arg.value.startswith("_")
     }
+    # ``|attr('__class__')``, ``|map(attribute='__class__')``: names handed to filters.
+    for node in tree.find_all(nodes.Filter):
+        for arg in [*node.args, *(kw.value for kw in node.kwargs)]:
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str) \
+                    and arg.value.startswith("_"):
+                names.add(arg.value)
     return names
 
 
