@@ -107,6 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+
+    def reload_rules(*_: object) -> None:
+        # In a thread, not in the handler: a reload reads files and may wait for a running check.
+        threading.Thread(target=hub.reload_rules, name="sighup-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload_rules)
     try:
         hub.start()
     except Exception as exc:

@@ -218,7 +218,7 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
     with Sandbox(jira_search_lag=app.sandbox.jira_search_lag_seconds,
                  zendesk_subdomain=app.connectors.zendesk.subdomain) as sb:
         store_file = fresh_store(config, "demo.db" if feed_sample else "sandbox.db")
-        hub = Hub(sandboxed_config(config, sb, store_file))
+        hub = Hub(sandboxed_config(config, sb, store_file), source=config)
         if feed_sample:
             start = datetime.now(UTC) - timedelta(days=7)
             for n, spec in enumerate(t for t in sample["tickets"] if t["phase"] == "history"):
@@ -240,7 +240,10 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
                 stop = threading.Event()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, lambda *_: stop.set())
-                console.print("Serving; Ctrl-C to stop.")
+                signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
+                    target=hub.reload_rules, name="sighup-reload", daemon=True).start())
+                console.print("Serving; Ctrl-C to stop; rules reload when their files change "
+                              "(or on SIGHUP).")
                 stop.wait()
         finally:
             hub.stop()

@@ -154,6 +154,11 @@ class AppConfig(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     connectors: ConnectorsSettings
     rules_dir: str | None = None
+    rules_reload_seconds: float = Field(
+        2.0, ge=0,
+        description="how often a running hub looks for changed rule files (config file and "
+        "rules_dir) and reloads them; 0 = only on SIGHUP",
+    )
     rules: list[Any] = Field(default_factory=list)
 
     @classmethod

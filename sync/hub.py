@@ -3,9 +3,9 @@
 A child process serves the webhook receiver (``sync.receiver``: it shares only the store, so
 acknowledging webhooks never waits for the workers' GIL). In the hub process: inbox workers turn
 events into decisions and intents; a pool of dispatcher workers per vendor executes intents;
-APScheduler runs the poller and the lease heartbeat (never overlapping: ``max_instances=1``,
-``coalesce=True``). Workers sleep on an event that the receiver (through a pipe) and the poller
-set when new work arrives, so an accepted webhook is acted on at once.
+APScheduler runs the poller, the lease heartbeat and the rules reload check (never overlapping:
+``max_instances=1``, ``coalesce=True``). Workers sleep on an event that the receiver (through a
+pipe) and the poller set when new work arrives, so an accepted webhook is acted on at once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -33,6 +34,7 @@ from sync.dispatcher import Dispatcher
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
 from sync.receiver import ReceiverProcess
+from sync.reload import ReloadOutcome, RulesReloader
 from sync.retry import RetryPolicy
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
@@ -42,9 +44,15 @@ log = logging.getLogger("switchboard.hub")
 
 
 class Hub:
-    """One running Switchboard. ``start()`` returns once the receiver is listening."""
+    """One running Switchboard. ``start()`` returns once the receiver is listening.
 
-    def __init__(self, config: LoadedConfig, *, zendesk: Any = None, jira: Any = None) -> None:
+    ``source`` is the config as read from its file when ``config`` was derived from it (the
+    sandbox points the connectors and the store elsewhere): rules reloads compare the file's other
+    settings with it, so that only real edits are reported as needing a restart.
+    """
+
+    def __init__(self, config: LoadedConfig, *, zendesk: Any = None, jira: Any = None,
+                 source: LoadedConfig | None = None) -> None:
         self.config = config
         app = config.app
         self.store = Store(config.store_url())
@@ -63,6 +71,7 @@ class Hub:
             lease_seconds=app.dispatcher.lease_seconds)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
+        self.reloader = RulesReloader(source or config, self._apply_rules)
         self._stop = threading.Event()
         self._inbox_wake = threading.Event()
         self._outbox_wake = threading.Event()
@@ -103,8 +112,16 @@ class Hub:
             self._scheduler.add_job(self._poll_job, "interval", id="zendesk-poll",
                                     seconds=app.poller.interval_seconds, max_instances=1,
                                     coalesce=True, next_run_time=datetime.now(UTC))
+        if app.rules_reload_seconds > 0:
+            self._scheduler.add_job(self._reload_job, "interval", id="rules-reload",
+                                    seconds=app.rules_reload_seconds, max_instances=1,
+                                    coalesce=True)
         self._scheduler.start()
         log.info("hub %s listening on http://%s:%s", self._id, app.receiver.host, self.port)
+        log.info("rules revision %s (%s rules); %s", self.reloader.revision,
+                 len(self.config.rules),
+                 f"rule files checked for changes every {app.rules_reload_seconds:g}s"
+                 if app.rules_reload_seconds > 0 else "rule files not watched")
 
     def stop(self) -> None:
         if self._receiver is not None:
@@ -192,6 +209,24 @@ class Hub:
             self.poller.poll()
         except Exception:
             log.exception("zendesk poll failed; the next run retries from the saved cursor")
+
+    # -- rules reload -------------------------------------------------------------------------
+
+    def reload_rules(self) -> ReloadOutcome:
+        """Load the rules again now (SIGHUP). Invalid rules are logged, the last good ones stay."""
+        return self.reloader.reload()
+
+    def _reload_job(self) -> None:
+        try:
+            self.reloader.check()
+        except Exception:
+            log.exception("rules reload check failed; the rules in force stay")
+
+    def _apply_rules(self, new: LoadedConfig) -> None:
+        # One assignment, never a mutation: a RuleSet is frozen, and an event whose rule loop
+        # has begun finishes it over the RuleSet it took.
+        self.processor.rules = new.rules
+        self.config = replace(self.config, rules=new.rules)
 
     def poll_now(self) -> None:
         """Run one poll in the caller's thread (demo, tests)."""
