@@ -1,0 +1,189 @@
+"""Replaying a history of ticket records through the rules: events in, decisions out.
+
+Each record is one ticket's state. :class:`Replay` turns the stream into the events live
+processing would have made of it, and decides each one with :mod:`rules.engine` — the code live
+processing uses — against one or more rule sets, each with its own :class:`MemoryRuleState` (so
+windows, throttles and shadow mode behave as live) and its own simulated links:
+
+- a ticket's first record is ``ticket.created`` when its ``created_at`` is at or after the start
+  of the history (``--since``, or the first record's ``updated_at``), or equals its
+  ``updated_at`` — the poller's rule —, otherwise ``ticket.updated`` diffed against nothing (as
+  live does for a ticket it has no snapshot of);
+- a later record of the same ticket is ``ticket.updated``, diffed against the previous record
+  (``sync.processor.diff_tickets``); a record not newer than the previous one is skipped, and so
+  is one in which no field changed (as live does: rules react to changes);
+- the event's time (``ctx.now``) is the record's ``updated_at``; its source is ``poll`` (the
+  export is what the poller reads) and its key the poller's change key, so intents get the
+  idempotency keys live would give them;
+- a fired *live* rule's ``jira.create_or_link_bug`` intent makes the ticket count as linked
+  (``links.jira`` = ``pending:<key[:12]>``) for its later events, as the processor's pending
+  outbox rows do; shadow rules' intents never run, so they link nothing.
+
+Nothing is written anywhere but the history's temporary file.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Replay", "ReplayEvent", "SideResult", "Skip"]
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connectors.models import Ticket
+from rules import EvalContext, Evaluation, RuleSet, evaluate
+from rules.engine import FollowUp, MemoryRuleState, Outcome, settle_event
+from rules.model import Mode, Rule
+from sync.actions import MARKER_PREFIX
+from sync.processor import CREATE_BUG, diff_tickets, subtract_own, ticket_context
+
+from .history import TicketEntry, TicketHistory
+
+#: ``event.source`` of replayed events: the export is what the poller reads.
+SOURCE = "poll"
+
+Matcher = Callable[[Rule, EvalContext], Evaluation]
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A record that made no event, and why (``stale`` or ``unchanged``)."""
+
+    ticket_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SideResult:
+    """One rule set's decision for one event."""
+
+    ctx: EvalContext
+    follow_ups: tuple[FollowUp, ...]
+    outcomes: tuple[Outcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEvent:
+    """One event and, per rule set (in the order given to :class:`Replay`), its decision."""
+
+    ticket_id: int
+    event_type: str
+    at: datetime
+    event_key: str
+    sides: tuple[SideResult, ...]
+
+
+def _pending_links(rule: Rule, intents: Sequence[Any]) -> list[str]:
+    if rule.mode is not Mode.LIVE:
+        return []
+    return [f"pending:{i.idempotency_key[:12]}" for i in intents if i.action == CREATE_BUG]
+
+
+def _with_links(links: tuple[str, ...], pending: list[str]) -> tuple[str, ...]:
+    return (*links, *(key for key in pending if key not in links))
+
+
+class Replay:
+    """Feed records in history order with :meth:`feed`; each returns the event or why not.
+
+    ``rule_sets`` are decided side by side on the same events (one for a backtest, two for a
+    diff). ``start`` is the start of the history (``None``: the first record's ``updated_at``).
+    ``evaluator`` evaluates one rule (default :func:`rules.evaluate`; a faster one may return a
+    bare not-matched :class:`Evaluation` for rules that do not match).
+    """
+
+    def __init__(self, rule_sets: Sequence[RuleSet], *, custom_fields: Sequence[str],
+                 history: TicketHistory, start: datetime | None = None,
+                 evaluator: Matcher = evaluate) -> None:
+        self.rule_sets = tuple(rule_sets)
+        self.states = tuple(MemoryRuleState() for _ in self.rule_sets)
+        self.custom_fields = tuple(custom_fields)
+        self.history = history
+        self.start = start
+        self.evaluate = evaluator
+        self._no_links: tuple[tuple[str, ...], ...] = tuple(() for _ in self.rule_sets)
+        self._for_event: list[dict[str, tuple[Rule, ...]]] = [{} for _ in self.rule_sets]
+
+    def _event_type(self, ticket: Ticket, previous: TicketEntry | None) -> str:
+        if previous is not None:
+            return "ticket.updated"
+        created = ticket.created_at
+        if created is None:
+            return "ticket.updated"
+        assert self.start is not None
+        return "ticket.created" if created == ticket.updated_at or created >= self.start \
+            else "ticket.updated"
+
+    def _rules_for(self, side: int, event_type: str) -> tuple[Rule, ...]:
+        cache = self._for_event[side]
+        rules = cache.get(event_type)
+        if rules is None:
+            rules = cache[event_type] = self.rule_sets[side].for_event(event_type)
+        return rules
+
+    def feed(self, ticket: Ticket) -> ReplayEvent | Skip:
+        """Decide the event one record makes (or say why it makes none)."""
+        if self.start is None:
+            self.start = ticket.updated_at
+        previous = self.history.get(ticket.id)
+        before = previous.ticket if previous is not None else None
+        if before is not None and before.updated_at >= ticket.updated_at:
+            return Skip(ticket.id, "stale")
+        links = previous.links if previous is not None else self._no_links
+        changes = diff_tickets(before, ticket)
+        new_markers = [t for t in ticket.tags if t.startswith(MARKER_PREFIX)
+                       and (before is None or t not in before.tags)]
+        if new_markers:
+            # Live subtracts what Switchboard wrote; with no outbox to ask, it knows only the
+            # marker tag itself (the processor's fallback when it finds no recorded delta).
+            changes = subtract_own(changes, [{"add_tags": [t]} for t in new_markers])
+        if before is not None and not changes:
+            self.history.put(ticket.id, TicketEntry(ticket, links))
+            return Skip(ticket.id, "unchanged")
+        event_type = self._event_type(ticket, previous)
+        stamp = ticket.to_dict()["updated_at"]
+        event_key = f"zendesk:ticket:{ticket.id}:{stamp}"
+        sides: list[SideResult] = []
+        new_links: list[tuple[str, ...]] = []
+        for side, rule_set in enumerate(self.rule_sets):
+            ctx = ticket_context(ticket, event_type, changes,
+                                 {"jira": links[side]} if links[side] else {},
+                                 source=SOURCE, now=ticket.updated_at,
+                                 custom_fields=self.custom_fields)
+            evaluations = [(rule, self.evaluate(rule, ctx))
+                           for rule in self._rules_for(side, event_type)]
+            # The namespace is only read for matched rules; building it costs as much as the
+            # evaluation itself, so an event nothing matched skips it.
+            namespace = ctx.namespace() if any(e.matched for _, e in evaluations) else {}
+            follow_ups, outcomes = settle_event(rule_set, evaluations, ctx, self.states[side],
+                                                event_key, namespace)
+            pending: list[str] = []
+            for follow in follow_ups:  # live writes follow-ups' intents first
+                keys = _pending_links(follow.rule, follow.intents)
+                if not keys or follow.ticket_id is None:
+                    continue
+                if follow.ticket_id == ticket.id:
+                    pending += keys
+                else:
+                    self._link_other(follow.ticket_id, side, keys)
+            for outcome in outcomes:
+                if outcome.fired:
+                    pending += _pending_links(outcome.rule, outcome.intents)
+            new_links.append(_with_links(links[side], pending))
+            sides.append(SideResult(ctx, tuple(follow_ups), tuple(outcomes)))
+        self.history.put(ticket.id, TicketEntry(ticket, tuple(new_links)))
+        return ReplayEvent(ticket.id, event_type, ticket.updated_at, event_key, tuple(sides))
+
+    def _link_other(self, ticket_id: int, side: int, keys: list[str]) -> None:
+        """A window follow-up planned a bug for the episode's last ticket, not this one."""
+        entry = self.history.get(ticket_id)
+        if entry is None:
+            return
+        links = list(entry.links)
+        links[side] = _with_links(links[side], keys)
+        self.history.put(ticket_id, TicketEntry(entry.ticket, tuple(links)))
+
+    def open_episodes(self, side: int = 0) -> int:
+        """Window episodes still open at the end (their quiet period had not passed)."""
+        return len(self.states[side].open_episodes())
