@@ -275,6 +275,9 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
                     sources.append(load_yaml(file.read_text(encoding="utf-8"), str(file)))
                 except ProblemsError as exc:
                     problems.extend(exc.problems)
+                except (OSError, UnicodeDecodeError) as exc:  # a lock file, a binary, a race
+                    problems.append(Problem(str(file), None, "",
+                                            f"cannot read rule file: {exc}"))
         else:
             problems.append(positions.problem(("rules_dir",), f"not a directory: {directory}"))
     try:

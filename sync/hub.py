@@ -36,11 +36,14 @@ from sync.processor import EventProcessor
 from sync.receiver import ReceiverProcess
 from sync.reload import ReloadOutcome, RulesReloader
 from sync.retry import RetryPolicy
+from sync.rulestate import enqueue_quiet_ticks
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
 from sync.store import Store, utcnow
 
 log = logging.getLogger("switchboard.hub")
+#: How often open window episodes are checked for the end of their quiet period.
+WINDOW_SWEEP_SECONDS = 5.0
 
 
 class Hub:
@@ -108,6 +111,9 @@ class Hub:
         self._scheduler.add_job(self._heartbeat, "interval", id="lease-heartbeat",
                                 seconds=self._lease_seconds() / 3, max_instances=1,
                                 coalesce=True)
+        # Window episodes end after their quiet period even when no event arrives to notice.
+        self._scheduler.add_job(self._window_job, "interval", id="window-quiet",
+                                seconds=WINDOW_SWEEP_SECONDS, max_instances=1, coalesce=True)
         if app.poller.enabled:
             self._scheduler.add_job(self._poll_job, "interval", id="zendesk-poll",
                                     seconds=app.poller.interval_seconds, max_instances=1,
@@ -203,6 +209,13 @@ class Hub:
             self.store.checkpoint()  # the receiver leaves WAL checkpoints to the hub
         except Exception:
             log.exception("WAL checkpoint failed; the next heartbeat tries again")
+
+    def _window_job(self) -> None:
+        try:
+            if enqueue_quiet_ticks(self.store, self.processor.rules, utcnow()):
+                self._wake_inbox()
+        except Exception:
+            log.exception("window quiet check failed; the next run tries again")
 
     def _poll_job(self) -> None:
         try:

@@ -254,3 +254,19 @@ def test_https_anywhere_and_plain_http_on_loopback_are_accepted(tmp_path, url):
     config = load_config(write(tmp_path, good), env=ENV)
     assert config.app.connectors.jira.url == url.rstrip("/")
     assert config.app.connectors.zendesk.base_url == url.rstrip("/")
+
+
+def test_an_unreadable_file_in_rules_dir_is_a_problem_not_a_crash(tmp_path):
+    from rules.source import ProblemsError
+    from sync.config import load_config
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "ok.yaml").write_text("rules: []\n", encoding="utf-8")
+    (rules / "binary.yaml").write_bytes(b"\xff\xfe\x00rules")
+    config = tmp_path / "config.yaml"
+    config.write_text("rules_dir: rules\n", encoding="utf-8")
+    with pytest.raises(ProblemsError) as info:
+        load_config(config, env={})
+    [problem] = [p for p in info.value.problems if p.file.endswith("binary.yaml")]
+    assert "cannot read rule file" in problem.message
