@@ -5,9 +5,15 @@
     switchboard validate [--config config.yaml]             every config / rule problem, exit 1
     switchboard test RULES EVENT.json [--config ...]        rules against one event, explained
     switchboard explain TICKET_ID [--config ...]            the decision log of one ticket
+    switchboard backtest (--export FILE | --since DATE)      the rules over history, read-only
+    switchboard diff OLD NEW (--export FILE | --since DATE)  decisions two rule sets disagree on
 
 Exit status: 0 success, 1 invalid config or rules (or no events to explain), 2 usage error or
 invalid event file (`test`), 3 failed to start.
+`backtest`: 0 done, 1 invalid rules, 2 bad input (unreadable, empty or non-JSON export, bad
+--since), 4 the history could not be read to the end (results partial, marked INCOMPLETE).
+`diff`: 0 done, 1 only with --exit-code when a decision changed (as `git diff --exit-code`),
+2 bad input (a side or the config that cannot be loaded, or as for backtest), 4 incomplete.
 """
 
 from __future__ import annotations
@@ -133,6 +139,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_with_sandbox(config, feed_sample=True, serve=args.serve)
 
 
+def _history_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from sync.backtest.command import HistoryOptions
+
+    return HistoryOptions(export=args.export, since=args.since, temp_dir=args.temp_dir,
+                          progress=sys.stderr.isatty() and not args.no_progress)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from sync.backtest.command import run_backtest
+
+    config = _load(args.config)
+    return run_backtest(config, _history_options(args), rules_spec=args.rules,
+                        report=args.report, csv_path=args.csv)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from rules.source import ProblemsError
+    from sync.backtest.command import EXIT_BAD_INPUT, run_diff
+    from sync.config import load_config
+
+    try:  # not _load: exit 1 means "decisions changed" here
+        config = load_config(args.config)
+    except ProblemsError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_diff(config, _history_options(args), old=args.old, new=args.new,
+                    report=args.report, csv_path=args.csv, limit=args.limit,
+                    exit_code=args.exit_code)
+
+
+def _history_arguments(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--export", metavar="FILE",
+                        help="a Zendesk ticket export: JSONL (one ticket per line) or JSON "
+                        "(an array, or {\"tickets\": [...]})")
+    source.add_argument("--since", metavar="DATE",
+                        help="read Zendesk's incremental export from DATE (2026-01-31, "
+                        "2026-01-31T08:00:00Z or unix seconds) through connectors.zendesk")
+    p.add_argument("--report", metavar="PATH.md", help="write the report as Markdown")
+    p.add_argument("--csv", metavar="PATH.csv", help="write the figures (backtest: one row per "
+                   "rule; diff: one row per changed decision) as CSV")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+    p.add_argument("--temp-dir", metavar="DIR",
+                   help="where the per-ticket state file goes (default: the system temp dir)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
          "(exit 1 bad rules, 2 bad event file)"),
         ("explain", cmd_explain, "why rules did or did not fire for a ticket, from the "
          "decision log (read-only)"),
+        ("backtest", cmd_backtest, "run the rules over history (an export file or Zendesk's "
+         "incremental export), read-only; a table per rule and report files"),
+        ("diff", cmd_diff, "run two rule sets (files, directories or git:REV) over the same "
+         "history and list the decisions that change"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", default=DEFAULT_CONFIG,
@@ -160,6 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the Zendesk ticket number")
             p.add_argument("--store", help="another store: a SQLite file or SQLAlchemy URL "
                            "(e.g. var/demo.db after `switchboard demo`)")
+        if name == "backtest":
+            _history_arguments(p)
+            p.add_argument("--rules", metavar="RULES",
+                           help="rules to run instead of the config's: a file, a directory, "
+                           "git:REV or git:REV:PATH (as for diff)")
+        if name == "diff":
+            p.add_argument("old", metavar="OLD", help="rules before: a rules file or "
+                           "directory, a config file, git:REV (the config's rules at REV) or "
+                           "git:REV:PATH")
+            p.add_argument("new", metavar="NEW", help="rules after, written like OLD")
+            _history_arguments(p)
+            p.add_argument("--limit", type=int, default=20, metavar="N",
+                           help="changed decisions printed (default %(default)s; --csv has all)")
+            p.add_argument("--exit-code", action="store_true",
+                           help="exit 1 when any decision changed, like git diff --exit-code")
+            p.set_defaults(config_error_status=2)
         if name == "demo":
             p.add_argument("--serve", action="store_true",
                            help="keep the hub and sandbox running after the sample")
@@ -170,7 +243,7 @@ def cli(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if not Path(args.config).exists():
         print(f"{args.config}: no such config file", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(getattr(args, "config_error_status", 1))
     raise SystemExit(args.func(args))
 
 

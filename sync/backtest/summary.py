@@ -40,6 +40,7 @@ class RuleTally:
     rule_id: str
     mode: str
     events: tuple[str, ...]
+    has_window: bool = False
     evaluated: int = 0
     matched: int = 0
     fired: int = 0
@@ -85,7 +86,8 @@ class Tally:
     """Per-rule counters for one rule set, fed event by event."""
 
     def __init__(self, rules: RuleSet) -> None:
-        self.rules = {rule.id: RuleTally(rule.id, rule.mode.value, rule.on) for rule in rules}
+        self.rules = {rule.id: RuleTally(rule.id, rule.mode.value, rule.on,
+                                          rule.window is not None) for rule in rules}
 
     def outcome(self, outcome: Outcome, ticket_id: int | None) -> None:
         tally = self.rules[outcome.rule.id]
@@ -209,19 +211,24 @@ def _rows(summary: BacktestSummary) -> Iterable[list[str]]:
 
 
 def render_table(summary: BacktestSummary) -> Table:
-    """A rich table, one row per rule (shadow rules labelled)."""
-    title = "Backtest" + ("" if summary.complete else " — INCOMPLETE")
-    table = Table(title=title, show_lines=False)
-    for column in COLUMNS:
-        if column == "mode":
-            continue
-        table.add_column(column, overflow="fold",
-                         justify="right" if column not in ("rule", "actions that would run",
-                                                           "after_quiet actions",
-                                                           "example tickets") else "left")
-    for tally in summary.tally.rules.values():
-        row = _row(tally)
-        table.add_row(tally.label, *row[2:])
+    """A rich table, one row per rule (shadow rules labelled); the report files have more."""
+    title = "Backtest, per rule" + ("" if summary.complete else " — INCOMPLETE")
+    table = Table(title=title)
+    table.add_column("rule", no_wrap=True)
+    for column in ("evaluated", "matched", "fired", "held: window / throttle", "errors"):
+        table.add_column(column, justify="right")
+    table.add_column("actions that would run")
+    table.add_column("windows fired / ended", justify="right")
+    table.add_column("example tickets")
+    for t in summary.tally.rules.values():
+        actions = _actions_text(t.actions)
+        if t.after_quiet_actions:
+            actions += f"; after_quiet: {_actions_text(t.after_quiet_actions)}"
+        table.add_row(t.label, f"{t.evaluated:,}", f"{t.matched:,}", f"{t.fired:,}",
+                      f"{t.held_window:,} / {t.held_throttle + t.held_other:,}",
+                      f"{t.errors:,}", actions,
+                      f"{t.windows_fired:,} / {t.windows_ended:,}" if t.has_window else "-",
+                      t.example_text())
     return table
 
 
