@@ -62,17 +62,19 @@ def cmd_test(args: argparse.Namespace) -> int:
     from rules.tester import EventFileError, load_event, render_report, run_test
 
     config = _load(args.config)
-    custom_fields = tuple(config.app.connectors.zendesk.custom_fields)
+    zendesk = config.app.connectors.zendesk
+    fields = {"custom_fields": tuple(zendesk.custom_fields), "user_fields": zendesk.user_fields,
+              "organization_fields": zendesk.organization_fields}
     if not Path(args.rules).exists():
         print(f"{args.rules}: no such rules file or directory", file=sys.stderr)
         return 1
     try:
-        rules = load_rule_files([args.rules], custom_fields=custom_fields)
+        rules = load_rule_files([args.rules], **fields)
     except ProblemsError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
     try:
-        ctx = load_event(args.event, custom_fields=custom_fields)
+        ctx = load_event(args.event, **fields)
     except EventFileError as exc:
         print(exc.render(), file=sys.stderr)
         return 2

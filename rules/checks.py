@@ -17,8 +17,8 @@ from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
 from .actions import ACTIONS, ActionSpec
-from .context import LINK_KINDS
-from .fields import MAPPING_METHODS, FieldKind, FieldRegistry, FieldSpec
+from .events import EVENT_TYPES
+from .fields import CONFIGURED, MAPPING_METHODS, FieldKind, FieldRegistry, FieldSpec
 from .model import ActionCall, All, Any_, Condition, FieldCondition, Not
 from .operators import OPERATORS, Op, OperatorSpec, Reads, ValueProblem, ValueShape
 from .source import Path, Positions, Problem, format_path
@@ -113,8 +113,7 @@ class ConditionChecker:
             ok = False
         if not ok or spec is None or op is None:
             return None
-        if spec.root == "ticket":
-            self.fields_used.add(spec.path)
+        self.fields_used |= self.registry.expand(spec.path)
         return FieldCondition(spec.path, op.op, raw.get("value"), case_sensitive,
                               format_path(path), self.report.line(path))
 
@@ -128,8 +127,11 @@ class ConditionChecker:
             message, hint = self.registry.unknown(str(name))
             self.report.add((*path, "field"), message, hint)
             return None
-        if spec.root not in self.roots:
-            self.report.add((*path, "field"), f"'{name}' is not available for {self.events}")
+        if spec.root not in self.roots or not all(
+                EVENT_TYPES[e].carries(spec.path) for e in self.events):
+            message, hint = self.registry.not_carried(
+                spec.path, self.events or list(EVENT_TYPES))
+            self.report.add((*path, "field"), message, hint)
             return None
         return spec
 
@@ -221,24 +223,17 @@ class ActionChecker:
 
     def __init__(self, registry: FieldRegistry, report: RuleProblems,
                  roots: frozenset[str], *, key: str = "then",
-                 extra: Mapping[str, Schema | None] | None = None) -> None:
+                 extra: Mapping[str, Schema | None] | None = None,
+                 events: Sequence[str] = ()) -> None:
+        """``events``: the rule's event types; templates may name only what all of them carry
+        (within ``roots``)."""
         self.registry = registry
         self.report = report
         self.key = key
+        self.events = tuple(events)
         self.calls: list[ActionCall] = []
         self.fields_used: set[str] = set()
-        custom: Schema = {name: None for name in registry.custom_fields}
-        ticket: dict[str, Schema | None] = {
-            spec.path.split(".", 1)[1]: None for spec in registry
-            if spec.root == "ticket" and not spec.path.startswith("ticket.fields.")
-        }
-        ticket["fields"] = custom
-        known: dict[str, Schema | None] = {
-            "ticket": ticket,
-            "changes": None,
-            "links": {kind: None for kind in LINK_KINDS},
-            "event": {"type": None, "source": None},
-        }
+        known = registry.template_schema(self.events or None)
         self.schemas: dict[str, Schema | None] = {r: s for r, s in known.items() if r in roots}
         self.schemas.update(extra or {})
 
@@ -315,7 +310,7 @@ class ActionChecker:
         uses: set[str] = set()
         for ref in sorted(template_refs(text), key=lambda r: r.path):
             uses.add(ref.path[0])
-            if self._ref(ref, path) and ref.path[0] == "ticket":
+            if self._ref(ref, path):
                 self.fields_used |= self.registry.expand(ref.dotted)
         return uses
 
@@ -323,9 +318,16 @@ class ActionChecker:
         root = ref.path[0]
         if root not in self.schemas:
             producers = [s.name for s in ACTIONS.values() if s.produces == root]
+            carriers = [e.name for e in EVENT_TYPES.values() if root in e.roots]
             if producers:
                 self.report.add(path, f"'{ref.dotted}' is used before any action produces "
                                 f"'{root}'", f"put {' or '.join(producers)} before this action")
+            elif carriers:
+                missing = [e for e in self.events if root not in EVENT_TYPES[e].roots]
+                self.report.add(path, f"template: '{ref.dotted}' is not carried by "
+                                f"{', '.join(missing) or 'every event of this rule'}",
+                                f"only {', '.join(carriers)} carries it; a rule reads only "
+                                f"fields that every event in its 'on' carries")
             else:
                 self.report.add(path, f"unknown name '{root}' in template",
                                 _hint(root, self.schemas, f"names: {', '.join(self.schemas)}"))
@@ -338,8 +340,8 @@ class ActionChecker:
                 if ref.lenient and depth == len(ref.path) - 1:
                     return True
                 prefix = ".".join(ref.path[:depth])
-                if prefix == "ticket.fields":
-                    message, hint = self.registry.unknown(f"ticket.fields.{segment}")
+                if f"{prefix}." in CONFIGURED:
+                    message, hint = self.registry.unknown(f"{prefix}.{segment}")
                     self.report.add(path, f"template: {message}", hint)
                 else:
                     self.report.add(path, f"template: '{prefix}' has no '{segment}'",

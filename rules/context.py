@@ -1,12 +1,24 @@
-"""What a rule is evaluated against: one event, the ticket it is about, its changes and links.
+"""What a rule is evaluated against: one event, the ticket it is about, its changes and links,
+and — when the event carries them and a rule reads them — the requester, the organization and the
+comment the event added.
 
 :class:`EvalContext` is built by the worker from typed models (``Ticket.to_dict()`` shape for the
-ticket); rules never see vendor JSON. :meth:`EvalContext.namespace` is what templates see.
+ticket, ``User.to_dict()`` / ``Organization.to_dict()`` / ``Comment.to_dict()`` for the others);
+rules never see vendor JSON. :meth:`EvalContext.namespace` is what templates see.
 """
 
 from __future__ import annotations
 
-__all__ = ["LINK_KINDS", "Change", "EvalContext", "parse_instant"]
+__all__ = [
+    "COMMENT_KEYS",
+    "LINK_KINDS",
+    "ORGANIZATION_KEYS",
+    "REQUESTER_KEYS",
+    "Change",
+    "EvalContext",
+    "blank_person",
+    "parse_instant",
+]
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +31,20 @@ if TYPE_CHECKING:
 
 #: Kinds of links a ticket can have; each is always present in the template namespace.
 LINK_KINDS: tuple[str, ...] = ("jira",)
+#: Keys of ``requester`` (``User.to_dict()``), ``organization`` and ``comment`` in a context.
+REQUESTER_KEYS: tuple[str, ...] = ("id", "name", "email", "tags", "organization_id", "fields")
+ORGANIZATION_KEYS: tuple[str, ...] = ("id", "name", "tags", "fields")
+COMMENT_KEYS: tuple[str, ...] = ("id", "body", "public", "author_id", "created_at")
+
+
+def blank_person(keys: tuple[str, ...], field_keys: Any = ()) -> dict[str, Any]:
+    """A requester or organization nobody knows (none, deleted, or not read): every key
+    ``None``, ``tags`` empty and each configured field key ``None`` — so that rules and
+    templates see "unset", never a missing name."""
+    person: dict[str, Any] = dict.fromkeys(keys)
+    person["tags"] = []
+    person["fields"] = dict.fromkeys(field_keys)
+    return person
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +103,10 @@ class EvalContext:
     (``{"jira": ("SUP-1",)}``). ``now`` is the event's time (what ``older_than`` / ``within``
     measure from, so that a backtest decides as live processing did); when it is ``None``,
     :attr:`event_time` falls back to the ticket's ``updated_at``. Never the wall clock.
+
+    ``requester`` and ``organization`` (``User.to_dict()`` / ``Organization.to_dict()`` shape,
+    see :func:`blank_person`) are ``None`` when nobody read them — fields under them then read
+    as ``None``. ``comment`` (``Comment.to_dict()``) is set for ``ticket.comment_added`` only.
     """
 
     event_type: str
@@ -85,6 +115,9 @@ class EvalContext:
     changes: Mapping[str, Change] = field(default_factory=dict)
     links: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     now: datetime | None = None
+    requester: Mapping[str, Any] | None = None
+    organization: Mapping[str, Any] | None = None
+    comment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -92,6 +125,10 @@ class EvalContext:
         object.__setattr__(
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
+        for name in ("requester", "organization", "comment"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _frozen(value))
 
     @classmethod
     def for_ticket(
@@ -103,10 +140,13 @@ class EvalContext:
         changes: Mapping[str, Change] | None = None,
         links: Mapping[str, tuple[str, ...]] | None = None,
         now: datetime | None = None,
+        requester: Mapping[str, Any] | None = None,
+        organization: Mapping[str, Any] | None = None,
+        comment: Mapping[str, Any] | None = None,
     ) -> EvalContext:
         """Context for an event about ``ticket`` (``now``: the event's time, if known)."""
         return cls(event_type, event_source, ticket.to_dict(), changes or {}, links or {},
-                   now=now)
+                   now=now, requester=requester, organization=organization, comment=comment)
 
     @property
     def event_time(self) -> datetime | None:
@@ -120,16 +160,25 @@ class EvalContext:
         return parse_instant(self.ticket.get("updated_at"))
 
     def namespace(self) -> dict[str, Any]:
-        """Fresh plain data for templates: ``ticket``, ``changes``, ``links``, ``event``.
+        """Fresh plain data for templates: ``ticket``, ``changes``, ``links``, ``event``,
+        ``requester``, ``organization``, and ``comment`` when the context has one.
 
         ``changes`` looks like ``{"status": {"from": "new", "to": "open"}}``; every kind in
-        :data:`LINK_KINDS` is present in ``links`` (empty when unlinked). The result is a deep
-        copy, so nothing a template does can reach back into this context.
+        :data:`LINK_KINDS` is present in ``links`` (empty when unlinked); a requester or
+        organization nobody read is :func:`blank_person`. The result is a deep copy, so nothing
+        a template does can reach back into this context.
         """
-        return {
+        out = {
             "ticket": _plain(self.ticket),
             "changes": {path: change.to_json() for path, change in self.changes.items()},
             "links": {kind: list(self.links.get(kind, ())) for kind in
                       dict.fromkeys([*LINK_KINDS, *self.links])},
             "event": {"type": self.event_type, "source": self.event_source},
+            "requester": _plain(self.requester) if self.requester is not None
+            else blank_person(REQUESTER_KEYS),
+            "organization": _plain(self.organization) if self.organization is not None
+            else blank_person(ORGANIZATION_KEYS),
         }
+        if self.comment is not None:
+            out["comment"] = _plain(self.comment)
+        return out

@@ -1,28 +1,56 @@
-"""The event types rules can listen to (``on: [ticket.created]``).
+"""The event types rules can listen to (``on: [ticket.created]``), and the fields each carries.
 
-Each :class:`EventType` names the context roots its evaluation context carries, so that the loader
-can refuse a rule whose conditions or templates use a root the event does not have (a future
-``pagerduty.incident.resolved`` carries no ``ticket``). Later issues add entries here; nothing else
-needs to change.
+Each :class:`EventType` declares the fields its evaluation context carries, as patterns over the
+field paths of :class:`rules.fields.FieldRegistry` (``"ticket.*"``: every ticket field,
+``"comment.*"``: the comment fields). The loader refuses a rule whose conditions or templates read
+a field that one of its events does not carry (``comment.body`` on ``ticket.updated``), naming the
+events that do; the reference in ``docs/rules.md`` lists, per event, what it carries. Later issues
+add entries here (a ``pagerduty.incident.resolved`` carries no ``ticket``); nothing else needs to
+change.
+
+One inbound change can be several event types at once: a ticket update whose status became
+``solved`` and that added a comment is ``ticket.updated``, ``ticket.solved`` and
+``ticket.comment_added``. Each rule listening to any of them fires at most once for it.
 """
 
 from __future__ import annotations
 
-__all__ = ["EVENT_TYPES", "TICKET_ROOTS", "EventType"]
+__all__ = ["EVENT_TYPES", "TICKET_FIELDS", "EventType", "carried_by"]
 
 from dataclasses import dataclass
 
-#: Roots of every ticket event's context (see :meth:`rules.context.EvalContext.namespace`).
-TICKET_ROOTS = frozenset({"ticket", "changes", "links", "event"})
+#: What every Zendesk ticket event carries (see :meth:`rules.context.EvalContext.namespace`).
+TICKET_FIELDS: tuple[str, ...] = (
+    "ticket.*", "changes.*", "links.*", "event.*", "requester.*", "organization.*",
+)
+
+
+def _matches(pattern: str, path: str) -> bool:
+    if pattern.endswith(".*"):
+        return path.startswith(pattern[:-1])
+    return path == pattern
 
 
 @dataclass(frozen=True, slots=True)
 class EventType:
-    """One kind of inbound event: its name, what it means, and the context roots it carries."""
+    """One kind of inbound event: its name, when it happens, and the fields it carries.
+
+    ``fields`` are patterns over field paths: ``"root.*"`` matches every field under ``root``,
+    anything else matches that one path.
+    """
 
     name: str
     description: str
-    roots: frozenset[str]
+    fields: tuple[str, ...]
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """The context roots the event has (``ticket``, ``comment``, ...)."""
+        return frozenset(pattern.split(".", 1)[0] for pattern in self.fields)
+
+    def carries(self, path: str) -> bool:
+        """Whether a rule listening to this event may read field ``path``."""
+        return any(_matches(pattern, path) for pattern in self.fields)
 
 
 EVENT_TYPES: dict[str, EventType] = {
@@ -30,13 +58,32 @@ EVENT_TYPES: dict[str, EventType] = {
     for event in (
         EventType(
             "ticket.created",
-            "A Zendesk ticket was created (webhook or incremental export).",
-            TICKET_ROOTS,
+            "A ticket Switchboard has never seen, announced as created (webhook), or found by the "
+            "poller and created after Switchboard connected to the account.",
+            TICKET_FIELDS,
         ),
         EventType(
             "ticket.updated",
-            "A Zendesk ticket changed; `changes` holds what changed in this event.",
-            TICKET_ROOTS,
+            "Any later change of a ticket's fields; `changes` holds what changed since the last "
+            "state Switchboard stored. A comment alone (no field changed) is not an update.",
+            TICKET_FIELDS,
+        ),
+        EventType(
+            "ticket.solved",
+            "The ticket's status changed to solved in this event (`changes.status.to` is "
+            "`solved`); the same change is also a ticket.updated (or ticket.created).",
+            TICKET_FIELDS,
+        ),
+        EventType(
+            "ticket.comment_added",
+            "A comment (public reply or internal note) was added to the ticket by someone other "
+            "than Switchboard; `comment` is the newest one the change added.",
+            (*TICKET_FIELDS, "comment.*"),
         ),
     )
 }
+
+
+def carried_by(path: str) -> list[str]:
+    """Names of the event types that carry field ``path``, in registry order."""
+    return [event.name for event in EVENT_TYPES.values() if event.carries(path)]

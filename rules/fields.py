@@ -1,8 +1,15 @@
-"""The fields conditions can test, and how to read each one from an :class:`EvalContext`.
+"""The fields rules can read, and how to read each one from an :class:`EvalContext`.
 
-A :class:`FieldRegistry` is built from the configured Zendesk custom field names; it validates
-``field:`` values at load time (with close-match hints), documents every field, and tells the
-worker which ticket fields rules need (:meth:`FieldRegistry.expand`). :func:`resolve` reads a value.
+A :class:`FieldRegistry` is built from the configured Zendesk custom field names and the
+configured user and organization field keys; it is the single source of field specs. It validates
+``field:`` values at load time (with close-match hints), documents every field (``docs/rules.md``
+is checked against it), gives templates their schema, and tells the worker what rules read
+(:meth:`FieldRegistry.expand`). Which event carries which field is declared in
+:mod:`rules.events`. :func:`resolve` reads a value.
+
+Roots: ``ticket`` (core and custom fields), ``changes`` (``changes.<field>.from`` / ``.to`` for
+every ticket field that can change), ``links``, ``event``, ``requester``, ``organization`` and
+``comment`` (``ticket.comment_added`` only).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from .context import Change, EvalContext
-from .events import EVENT_TYPES
+from .events import EVENT_TYPES, carried_by
 
 
 class FieldKind(StrEnum):
@@ -44,7 +51,9 @@ class FieldSpec:
     """One field: its dotted path, kind, meaning, allowed values (enums) and change-set key.
 
     ``change_key`` is the key of this field in :attr:`EvalContext.changes` (``"status"``,
-    ``"fields.error_code"``), or ``None`` for fields that do not change per event.
+    ``"fields.error_code"``), or ``None`` for fields that do not change per event. ``doc`` is
+    the documented form of a field that comes from configuration (``ticket.fields.<name>``);
+    ``ticket_field`` is the ticket field a ``changes.*`` field is computed from.
     """
 
     path: str
@@ -52,10 +61,17 @@ class FieldSpec:
     description: str
     values: tuple[str, ...] = ()
     change_key: str | None = None
+    doc: str | None = None
+    ticket_field: str | None = None
 
     @property
     def root(self) -> str:
         return self.path.split(".", 1)[0]
+
+    @property
+    def doc_path(self) -> str:
+        """How ``docs/rules.md`` names this field (``ticket.fields.<name>`` for custom ones)."""
+        return self.doc or self.path
 
 
 def _ticket(name: str, kind: FieldKind, description: str,
@@ -91,28 +107,96 @@ OTHER_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("event.source", FieldKind.TEXT, "Where the event came from (webhook, poller, ...)."),
 )
 
+REQUESTER_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("requester.id", FieldKind.ID, "Zendesk user id of the requester."),
+    FieldSpec("requester.name", FieldKind.TEXT, "The requester's name."),
+    FieldSpec("requester.email", FieldKind.TEXT, "The requester's primary email address."),
+    FieldSpec("requester.tags", FieldKind.TAGS, "The requester's user tags."),
+)
+
+ORGANIZATION_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("organization.id", FieldKind.ID, "Zendesk id of the ticket's organization."),
+    FieldSpec("organization.name", FieldKind.TEXT, "The organization's name."),
+    FieldSpec("organization.tags", FieldKind.TAGS, "The organization's tags."),
+)
+
+COMMENT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("comment.id", FieldKind.ID, "Zendesk id of the comment."),
+    FieldSpec("comment.body", FieldKind.TEXT, "The comment's text."),
+    FieldSpec("comment.public", FieldKind.ENUM,
+              "true for a public reply, false for an internal note.", ("true", "false")),
+    FieldSpec("comment.author_id", FieldKind.ID, "Zendesk user id of the comment's author."),
+    FieldSpec("comment.created_at", FieldKind.TIME, "When the comment was added (ISO-8601 UTC)."),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
+CHANGES_PREFIX = "changes."
+#: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
+CONFIGURED: dict[str, tuple[str, str]] = {
+    CUSTOM_PREFIX: ("custom field", "connectors.zendesk.custom_fields"),
+    "requester.fields.": ("user field", "connectors.zendesk.user_fields"),
+    "organization.fields.": ("organization field", "connectors.zendesk.organization_fields"),
+}
+#: Ticket fields whose ``changes.*`` are never set (they change with every event, or never).
+_NO_CHANGES = frozenset({"id", "updated_at", "url"})
+#: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
+EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 
+#: What may follow each template root; ``None`` = anything (not checked).
+Schema = Mapping[str, "Schema | None"]
+
+
+def _changes(spec: FieldSpec) -> tuple[FieldSpec, FieldSpec]:
+    key = spec.change_key
+    assert key is not None
+    doc = "changes.<field>"
+    if key.startswith("fields."):
+        doc = "changes.fields.<name>"
+    return (
+        FieldSpec(f"{CHANGES_PREFIX}{key}.from", spec.kind,
+                  f"{spec.path} before this event; null when it did not change.", spec.values,
+                  doc=f"{doc}.from", ticket_field=spec.path),
+        FieldSpec(f"{CHANGES_PREFIX}{key}.to", spec.kind,
+                  f"{spec.path} after this event; null when it did not change.", spec.values,
+                  doc=f"{doc}.to", ticket_field=spec.path),
+    )
+
 
 class FieldRegistry:
-    """Every field a rule may name, for one configuration of custom fields."""
+    """Every field a rule may name, for one configuration of custom, user and organization
+    fields."""
 
-    def __init__(self, custom_fields: Collection[str] = ()) -> None:
+    def __init__(self, custom_fields: Collection[str] = (), *,
+                 user_fields: Collection[str] = (),
+                 organization_fields: Collection[str] = ()) -> None:
         self.custom_fields = frozenset(custom_fields)
-        specs = [*CORE_TICKET_FIELDS]
-        specs += [
-            FieldSpec(
-                f"{CUSTOM_PREFIX}{name}",
-                FieldKind.TEXT,
-                f"Zendesk custom field '{name}'.",
-                change_key=f"fields.{name}",
-            )
+        self.user_fields = frozenset(user_fields)
+        self.organization_fields = frozenset(organization_fields)
+        ticket = [*CORE_TICKET_FIELDS]
+        ticket += [
+            FieldSpec(f"{CUSTOM_PREFIX}{name}", FieldKind.TEXT,
+                      f"Zendesk custom field '{name}'.", change_key=f"fields.{name}",
+                      doc="ticket.fields.<name>")
             for name in sorted(self.custom_fields)
         ]
+        specs = [*ticket]
+        specs += [change for spec in ticket
+                  if spec.change_key is not None and spec.change_key not in _NO_CHANGES
+                  for change in _changes(spec)]
         specs += OTHER_FIELDS
+        specs += REQUESTER_FIELDS
+        specs += [FieldSpec(f"requester.fields.{key}", FieldKind.TEXT,
+                            f"The requester's user field '{key}'.", doc="requester.fields.<key>")
+                  for key in sorted(self.user_fields)]
+        specs += ORGANIZATION_FIELDS
+        specs += [FieldSpec(f"organization.fields.{key}", FieldKind.TEXT,
+                            f"The organization's field '{key}'.",
+                            doc="organization.fields.<key>")
+                  for key in sorted(self.organization_fields)]
+        specs += COMMENT_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -129,45 +213,97 @@ class FieldRegistry:
         """Every ``ticket.*`` field path (core and configured custom fields)."""
         return frozenset(p for p in self._specs if p.startswith("ticket."))
 
+    def for_event(self, event_type: str) -> list[FieldSpec]:
+        """The fields a rule listening to ``event_type`` may read, in registry order."""
+        event = EVENT_TYPES[event_type]
+        return [spec for spec in self if event.carries(spec.path)]
+
+    def configured(self, prefix: str) -> frozenset[str]:
+        """The configured names under a :data:`CONFIGURED` prefix (``ticket.fields.``...)."""
+        if prefix == CUSTOM_PREFIX:
+            return self.custom_fields
+        return self.user_fields if prefix.startswith("requester.") else self.organization_fields
+
     def unknown(self, path: str) -> tuple[str, str]:
         """``(message, hint)`` for a field path that is not in the registry."""
-        if path.startswith(CUSTOM_PREFIX):
-            name = path[len(CUSTOM_PREFIX):]
-            close = difflib.get_close_matches(name, sorted(self.custom_fields), n=3)
-            configured = ", ".join(sorted(self.custom_fields)) or "none"
-            hint = (
-                f"did you mean {', '.join(CUSTOM_PREFIX + c for c in close)}?"
-                if close
-                else f"configured custom fields: {configured}"
-            )
-            return f"custom field '{name}' is not configured", hint
+        for prefix, (what, setting) in CONFIGURED.items():
+            if path.startswith(prefix) and path.count(".") == prefix.count("."):
+                name = path[len(prefix):]
+                known = sorted(self.configured(prefix))
+                close = difflib.get_close_matches(name, known, n=3)
+                hint = (f"did you mean {', '.join(prefix + c for c in close)}?" if close
+                        else f"configured in {setting}: {', '.join(known) or 'none'}")
+                return f"{what} '{name}' is not configured", hint
+        if path.startswith(CHANGES_PREFIX) and not path.endswith((".from", ".to")):
+            return (f"unknown field '{path}'",
+                    "a change is read as changes.<field>.from or changes.<field>.to "
+                    "(e.g. changes.status.from)")
         close = difflib.get_close_matches(path, list(self._specs), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else "see rules.fields for the list"
+        hint = f"did you mean {', '.join(close)}?" if close else "see docs/rules.md for the list"
         return f"unknown field '{path}'", hint
 
-    def expand(self, path: str) -> frozenset[str]:
-        """The ticket field paths a template/condition reference ``path`` may read.
+    def not_carried(self, path: str, events: Collection[str]) -> tuple[str, str]:
+        """``(message, hint)`` for a known field that some of ``events`` do not carry."""
+        missing = [e for e in events if not EVENT_TYPES[e].carries(path)]
+        carriers = carried_by(path)
+        hint = (f"only {', '.join(carriers)} carries it; a rule reads only fields that every "
+                f"event in its 'on' carries" if carriers else "no event type carries it")
+        return f"'{path}' is not carried by {', '.join(missing)}", hint
 
-        ``ticket.subject.upper`` -> ``{ticket.subject}``; ``ticket.fields`` or ``ticket`` used as a
-        whole -> all of them (conservative); anything that is not under ``ticket`` -> empty.
+    def template_schema(self, events: Collection[str] | None = None) -> dict[str, Schema | None]:
+        """What templates may name, per root, for a rule listening to ``events`` (all events
+        when ``None``): nested mappings of known names; ``None`` where anything goes
+        (``changes``)."""
+        roots: dict[str, Any] = {}
+        for spec in self:
+            if events is not None and not all(EVENT_TYPES[e].carries(spec.path)
+                                              for e in events):
+                continue
+            if spec.root == "changes":
+                roots["changes"] = None
+                continue
+            node = roots
+            parts = spec.path.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = None
+        for root, names in (("ticket", self.custom_fields),
+                            ("requester", self.user_fields),
+                            ("organization", self.organization_fields)):
+            if root in roots and isinstance(roots[root], dict):
+                roots[root].setdefault("fields", {name: None for name in names})
+        return roots
+
+    def expand(self, path: str) -> frozenset[str]:
+        """The field paths a template/condition reference ``path`` may read.
+
+        ``ticket.subject.upper`` -> ``{ticket.subject}``; ``ticket.fields`` or ``ticket`` used as
+        a whole -> all of them (conservative); the same for ``requester``, ``organization`` and
+        ``comment``; a ``changes.<field>.from`` -> the ticket field it is computed from
+        (``ticket.fields.error_code``); anything else -> empty.
         """
+        spec = self._specs.get(path)
+        if spec is not None and spec.ticket_field is not None:
+            return frozenset({spec.ticket_field})
         parts = path.split(".")
         for n, part in enumerate(parts[1:], 1):
             if part in MAPPING_METHODS:
                 parts = parts[:n]
                 break
-        if parts[0] != "ticket":
+        root = parts[0]
+        if root not in EXPANDED_ROOTS:
             return frozenset()
+        under = frozenset(p for p in self._specs if p.startswith(f"{root}."))
         for n in range(len(parts), 1, -1):
             candidate = ".".join(parts[:n])
             if candidate in self._specs:
                 return frozenset({candidate})
         if len(parts) >= 2 and parts[1] == "fields":
             if len(parts) == 2:
-                return frozenset(p for p in self.ticket_paths if p.startswith(CUSTOM_PREFIX))
-            return frozenset()  # a custom field that is not configured is never in a payload
+                return frozenset(p for p in under if p.startswith(f"{root}.fields."))
+            return frozenset()  # a field that is not configured is never in a payload
         if len(parts) == 1:
-            return self.ticket_paths
+            return under
         return frozenset()
 
 
@@ -179,19 +315,35 @@ def _walk(value: Any, keys: list[str]) -> Any:
     return value
 
 
+def _change_side(ctx: EvalContext, keys: list[str]) -> Any:
+    """``changes.<key>.from`` / ``.to``: the key may itself hold dots (``fields.error_code``)."""
+    if len(keys) < 2 or keys[-1] not in ("from", "to"):
+        return None
+    change = ctx.changes.get(".".join(keys[:-1]))
+    if change is None:
+        return None
+    return change.from_ if keys[-1] == "from" else change.to
+
+
 _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "ticket": lambda ctx: ctx.ticket,
     "links": lambda ctx: ctx.links,
     "event": lambda ctx: {"type": ctx.event_type, "source": ctx.event_source},
+    "requester": lambda ctx: ctx.requester,
+    "organization": lambda ctx: ctx.organization,
+    "comment": lambda ctx: ctx.comment,
 }
 
 
 def resolve(path: str, ctx: EvalContext) -> Any:
-    """The value of field ``path`` in ``ctx``; ``None`` when the ticket lacks it.
+    """The value of field ``path`` in ``ctx``; ``None`` when the context lacks it (a ticket
+    field unset, a field that did not change, a requester nobody read).
 
-    Raises ``KeyError`` for a root the context does not have (the loader prevents this).
+    Raises ``KeyError`` for a root no context has (the loader prevents this).
     """
     root, *rest = path.split(".")
+    if root == "changes":
+        return _change_side(ctx, rest)
     return _walk(_ROOTS[root](ctx), rest)
 
 

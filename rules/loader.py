@@ -53,8 +53,10 @@ def _yaml11_keys(raw: dict[Any, Any]) -> dict[Any, Any]:
 
 
 class _Loader:
-    def __init__(self, custom_fields: Collection[str]) -> None:
-        self.registry = FieldRegistry(custom_fields)
+    def __init__(self, custom_fields: Collection[str], user_fields: Collection[str] = (),
+                 organization_fields: Collection[str] = ()) -> None:
+        self.registry = FieldRegistry(custom_fields, user_fields=user_fields,
+                                      organization_fields=organization_fields)
         self.problems: list[Problem] = []
         self.rules: list[Rule] = []
         self.ids: dict[str, list[tuple[RuleProblems, str, int | None]]] = {}
@@ -112,8 +114,8 @@ class _Loader:
         window = self._window(raw, report, roots)
         throttle = self._throttle(raw, report, roots)
         extra = {"window": WINDOW_SCHEMA} if "window" in raw else None
-        actions = self._actions(raw, report, roots, extra)
-        after_quiet = self._after_quiet(raw, report, roots)
+        actions = self._actions(raw, report, roots, extra, events)
+        after_quiet = self._after_quiet(raw, report, roots, events)
         if len(self.problems) > before or rule_id is None or mode is None:
             return
         used = conditions.fields_used | actions.fields_used | after_quiet.fields_used
@@ -272,9 +274,9 @@ class _Loader:
         return events
 
     def _after_quiet(self, raw: Mapping[str, Any], report: RuleProblems,
-                     roots: frozenset[str]) -> ActionChecker:
+                     roots: frozenset[str], events: list[str]) -> ActionChecker:
         checker = ActionChecker(self.registry, report, roots, key="after_quiet",
-                                extra={"window": WINDOW_SCHEMA})
+                                extra={"window": WINDOW_SCHEMA}, events=events)
         if "after_quiet" not in raw:
             return checker
         steps = raw["after_quiet"]
@@ -291,8 +293,9 @@ class _Loader:
 
     def _actions(self, raw: Mapping[str, Any], report: RuleProblems,
                  roots: frozenset[str],
-                 extra: Mapping[str, Any] | None = None) -> ActionChecker:
-        checker = ActionChecker(self.registry, report, roots, extra=extra)
+                 extra: Mapping[str, Any] | None = None,
+                 events: list[str] | None = None) -> ActionChecker:
+        checker = ActionChecker(self.registry, report, roots, extra=extra, events=events or ())
         if "then" not in raw:
             report.add([], "missing 'then'", "list at least one action")
             return checker
@@ -324,13 +327,16 @@ def _ordered(problems: list[Problem], files: Iterable[str] = ()) -> list[Problem
 
 
 def load_rules(sources: Iterable[tuple[Any, Positions]], *,
-               custom_fields: Collection[str]) -> RuleSet:
+               custom_fields: Collection[str], user_fields: Collection[str] = (),
+               organization_fields: Collection[str] = ()) -> RuleSet:
     """Validate parsed rule documents (from :func:`rules.source.load_yaml`) into a RuleSet.
 
-    ``custom_fields`` are the configured Zendesk custom field names (``ticket.fields.<name>``).
-    Raises :class:`ProblemsError` listing every problem in every source.
+    ``custom_fields`` are the configured Zendesk custom field names (``ticket.fields.<name>``);
+    ``user_fields`` / ``organization_fields`` the configured field keys
+    (``requester.fields.<key>``, ``organization.fields.<key>``). Raises :class:`ProblemsError`
+    listing every problem in every source.
     """
-    loader = _Loader(custom_fields)
+    loader = _Loader(custom_fields, user_fields, organization_fields)
     for data, positions in sources:
         loader.document(data, positions)
     return loader.finish()
@@ -349,7 +355,8 @@ def _rule_paths(paths: Iterable[str | os.PathLike[str]]) -> list[FsPath]:
 
 
 def load_rule_files(paths: Iterable[str | os.PathLike[str]], *,
-                    custom_fields: Collection[str]) -> RuleSet:
+                    custom_fields: Collection[str], user_fields: Collection[str] = (),
+                    organization_fields: Collection[str] = ()) -> RuleSet:
     """Read rule files (a directory stands for its ``*.yaml``/``*.yml`` files, sorted).
 
     Raises :class:`ProblemsError` with every problem of every file, unreadable files and YAML
@@ -369,7 +376,8 @@ def load_rule_files(paths: Iterable[str | os.PathLike[str]], *,
         except ProblemsError as exc:
             problems.extend(exc.problems)
     try:
-        rules = load_rules(sources, custom_fields=custom_fields)
+        rules = load_rules(sources, custom_fields=custom_fields, user_fields=user_fields,
+                           organization_fields=organization_fields)
     except ProblemsError as exc:
         problems.extend(exc.problems)
     if problems:

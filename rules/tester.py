@@ -11,7 +11,12 @@ An event file is one JSON object::
         "updated_at": "2026-01-05T10:00:00Z", ...
       },
       "changes": {"status": {"from": "new", "to": "open"}},   # optional; keys as in `changes.*`
-      "links": {"jira": []}                                   # optional; kind -> linked keys
+      "links": {"jira": []},                                  # optional; kind -> linked keys
+      "requester": {"name": "Dana", "email": "dana@example.com", "tags": ["vip"],
+                    "fields": {"seats": 250}},                # optional; User.to_dict() shape
+      "organization": {"name": "Globex", "tags": [], "fields": {"plan_tier": "enterprise"}},
+      "comment": {"body": "Any news?", "public": true,        # ticket.comment_added only
+                  "author_id": 7, "created_at": "2026-01-05T10:00:00Z"}
     }
 
 :func:`parse_event` validates it (every problem at once, :class:`EventFileError`) into an
@@ -42,15 +47,24 @@ from pathlib import Path
 from typing import Any
 
 from .actions import ACTIONS
-from .context import Change, EvalContext
-from .evaluator import Evaluation, evaluate
+from .context import (
+    COMMENT_KEYS,
+    ORGANIZATION_KEYS,
+    REQUESTER_KEYS,
+    Change,
+    EvalContext,
+    blank_person,
+)
+from .evaluator import Evaluation
 from .events import EVENT_TYPES
 from .model import Mode, Rule, RuleSet
+from .occurrence import COMMENT_ADDED, SOLVED_EVENT, contexts, evaluate_once, event_types
 from .planner import plan, render_params
 from .templating import TemplateRenderError
 
 #: Keys of an event file, and of its ``ticket`` (the ``Ticket.to_dict()`` shape).
-EVENT_KEYS = ("type", "source", "ticket", "changes", "links")
+EVENT_KEYS = ("type", "source", "ticket", "changes", "links", "requester", "organization",
+              "comment")
 TICKET_KEYS: dict[str, Any] = {
     "id": None, "updated_at": None, "created_at": None, "subject": "", "description": "",
     "status": None, "priority": None, "type": None, "tags": [], "requester_id": None,
@@ -194,13 +208,92 @@ def _links(raw: Any, problems: list[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _person(raw: Any, name: str, keys: tuple[str, ...], field_keys: Collection[str],
+            setting: str, problems: list[str]) -> dict[str, Any] | None:
+    """``requester`` / ``organization``: the ``to_dict()`` shape, every key optional."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"'{name}' must be an object with {', '.join(keys)}")
+        return None
+    person = blank_person(keys, sorted(field_keys))
+    for key, value in raw.items():
+        if key not in keys:
+            problems.append(f"{name}.{key}: unknown key (known: {', '.join(keys)})")
+            continue
+        if key in ("id", "organization_id"):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"{name}.{key}: must be an integer or null, not {value!r}")
+                continue
+        elif key in ("name", "email"):
+            if value is not None and not isinstance(value, str):
+                problems.append(f"{name}.{key}: must be a string or null, not {value!r}")
+                continue
+        elif key == "tags":
+            if value is None:
+                value = []
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                problems.append(f"{name}.tags: must be a list of strings, not {value!r}")
+                continue
+        elif key == "fields":
+            if not isinstance(value, Mapping):
+                problems.append(f"{name}.fields: must be an object of fields by key, "
+                                f"not {value!r}")
+                continue
+            for field_key in value:
+                if field_key not in field_keys:
+                    known = ", ".join(sorted(field_keys)) or "none"
+                    problems.append(f"{name}.fields.{field_key}: not configured in {setting} "
+                                    f"(configured: {known})")
+            value = {**person["fields"], **{k: v for k, v in value.items() if k in field_keys}}
+        person[key] = value
+    return person
+
+
+def _comment(raw: Any, event_type: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The comment the change added: required for ``ticket.comment_added``, allowed with
+    ``ticket.updated`` / ``ticket.solved`` (the change is then also ticket.comment_added)."""
+    if raw is None:
+        if event_type == COMMENT_ADDED:
+            problems.append(f"comment: missing (a {event_type} event carries the comment: "
+                            f"{', '.join(COMMENT_KEYS)})")
+        return None
+    if event_type not in (COMMENT_ADDED, SOLVED_EVENT, "ticket.updated"):
+        problems.append(f"comment: a {event_type} event adds no comment (a new ticket's first "
+                        "comment is ticket.description)")
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"'comment' must be an object with {', '.join(COMMENT_KEYS)}")
+        return None
+    comment: dict[str, Any] = dict.fromkeys(COMMENT_KEYS)
+    for key, value in raw.items():
+        if key not in COMMENT_KEYS:
+            problems.append(f"comment.{key}: unknown key (known: {', '.join(COMMENT_KEYS)})")
+        elif key in ("id", "author_id") and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"comment.{key}: must be an integer or null, not {value!r}")
+        elif key in ("body", "created_at") and value is not None and not isinstance(value, str):
+            problems.append(f"comment.{key}: must be a string or null, not {value!r}")
+        elif key == "public" and not isinstance(value, bool):
+            problems.append(f"comment.public: must be true or false, not {value!r}")
+        else:
+            comment[key] = value
+    for key in ("body", "public"):
+        if key not in raw:
+            problems.append(f"comment.{key}: missing")
+    return comment
+
+
 def parse_event(data: Any, *, custom_fields: Collection[str] = (),
+                user_fields: Collection[str] = (), organization_fields: Collection[str] = (),
                 source: str = "event") -> EvalContext:
     """Validate a decoded event file into an :class:`EvalContext`.
 
     ``custom_fields`` are the configured custom field names; each is present in the ticket's
-    ``fields`` (``None`` when the file does not set it), as in the hub. Raises
-    :class:`EventFileError` listing every problem.
+    ``fields`` (``None`` when the file does not set it), as in the hub. The same goes for the
+    configured ``user_fields`` / ``organization_fields`` keys under ``requester.fields`` and
+    ``organization.fields``. A ``ticket.comment_added`` event needs a ``comment``; other events
+    refuse one. Raises :class:`EventFileError` listing every problem.
     """
     if not isinstance(data, Mapping):
         raise EventFileError(source, ["the event must be a JSON object with 'type' and 'ticket'"])
@@ -224,12 +317,26 @@ def parse_event(data: Any, *, custom_fields: Collection[str] = (),
         ticket = _ticket(data["ticket"], custom_fields, problems)
     changes = _changes(data.get("changes"), problems)
     links = _links(data.get("links"), problems)
+    requester = _person(data.get("requester"), "requester", REQUESTER_KEYS, user_fields,
+                        "connectors.zendesk.user_fields", problems)
+    organization = _person(data.get("organization"), "organization", ORGANIZATION_KEYS,
+                           organization_fields, "connectors.zendesk.organization_fields",
+                           problems)
+    comment = _comment(data.get("comment"), event_type, problems)
     if problems:
         raise EventFileError(source, problems)
-    return EvalContext(str(event_type), str(event_source), ticket, changes, links)
+    # Like the hub: people the file leaves out are "unknown", with every configured field.
+    if requester is None:
+        requester = blank_person(REQUESTER_KEYS, sorted(user_fields))
+    if organization is None:
+        organization = blank_person(ORGANIZATION_KEYS, sorted(organization_fields))
+    return EvalContext(str(event_type), str(event_source), ticket, changes, links,
+                       requester=requester, organization=organization, comment=comment)
 
 
-def load_event(path: str | Path, *, custom_fields: Collection[str] = ()) -> EvalContext:
+def load_event(path: str | Path, *, custom_fields: Collection[str] = (),
+               user_fields: Collection[str] = (),
+               organization_fields: Collection[str] = ()) -> EvalContext:
     """Read and validate an event file; raises :class:`EventFileError` (unreadable, not JSON,
     or malformed)."""
     path = Path(path)
@@ -242,7 +349,8 @@ def load_event(path: str | Path, *, custom_fields: Collection[str] = ()) -> Eval
     except json.JSONDecodeError as exc:
         raise EventFileError(str(path), [f"not valid JSON: {exc.msg} at line {exc.lineno} "
                                          f"column {exc.colno}"]) from exc
-    return parse_event(data, custom_fields=custom_fields, source=str(path))
+    return parse_event(data, custom_fields=custom_fields, user_fields=user_fields,
+                       organization_fields=organization_fields, source=str(path))
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -280,6 +388,7 @@ class TestReport:
 
     context: EvalContext
     outcomes: tuple[RuleOutcome, ...]
+    event_types: tuple[str, ...] = ()
 
     @property
     def matched(self) -> tuple[RuleOutcome, ...]:
@@ -301,23 +410,40 @@ def _plan_actions(rule: Rule, namespace: Mapping[str, Any]) -> tuple[PlannedActi
     return tuple(out)
 
 
+def represented_types(ctx: EvalContext) -> tuple[str, ...]:
+    """The event types an event file stands for, as the hub would see the same change: its
+    ``type``, plus ``ticket.solved`` when ``changes`` says the status became solved, plus
+    ``ticket.comment_added`` when it has a ``comment``."""
+    if ctx.event_type in ("ticket.created", "ticket.updated"):
+        return event_types(ctx.event_type, ctx.changes, comment=ctx.comment is not None)
+    if ctx.event_type == SOLVED_EVENT and ctx.comment is not None:
+        return (SOLVED_EVENT, COMMENT_ADDED)
+    return (ctx.event_type,)
+
+
 def run_test(rules: RuleSet, ctx: EvalContext) -> TestReport:
-    """Evaluate every rule listening to ``ctx.event_type`` (file order) and plan the matches.
+    """Evaluate every rule listening to an event type the event stands for
+    (:func:`represented_types`), in file order, each once, and plan the matches.
 
     A rule in mode ``off`` is listed but not evaluated, as in the hub.
     """
-    namespace = placeholder_namespace(ctx)
+    types = represented_types(ctx)
+    by_type = contexts(ctx, types, ctx.comment)
+    decided = {rule.id: evaluation for rule, evaluation in evaluate_once(rules, by_type)}
     outcomes: list[RuleOutcome] = []
     for rule in rules:
-        if ctx.event_type not in rule.on:
+        if not any(t in rule.on for t in types):
             continue
-        if rule.mode is Mode.OFF:
+        evaluation = decided.get(rule.id)
+        if evaluation is None:  # mode off
             outcomes.append(RuleOutcome(rule, None))
             continue
-        evaluation = evaluate(rule, ctx)
-        actions = _plan_actions(rule, namespace) if evaluation.matched else ()
+        actions: tuple[PlannedAction, ...] = ()
+        if evaluation.matched:
+            namespace = placeholder_namespace(by_type[evaluation.event_type])
+            actions = _plan_actions(rule, namespace)
         outcomes.append(RuleOutcome(rule, evaluation, actions))
-    return TestReport(ctx, tuple(outcomes))
+    return TestReport(ctx, tuple(outcomes), types)
 
 
 # -- plain text -------------------------------------------------------------------------------
@@ -333,7 +459,9 @@ def render_report(report: TestReport) -> str:
     """The report as plain text, one block per listening rule."""
     ctx = report.context
     ticket = ctx.ticket
-    lines = [f"Event {ctx.event_type} (source {ctx.event_source}) on ticket "
+    types = report.event_types or (ctx.event_type,)
+    also = f" (also {', '.join(types[1:])})" if len(types) > 1 else ""
+    lines = [f"Event {types[0]}{also} (source {ctx.event_source}) on ticket "
              f"{ticket.get('id')}: {ticket.get('subject')!r}"]
     if ctx.changes:
         lines.append("  changes: " + "; ".join(
@@ -343,8 +471,18 @@ def render_report(report: TestReport) -> str:
     links = ctx.namespace()["links"]
     lines.append("  links: " + "; ".join(
         f"{kind} {', '.join(keys) if keys else '(none)'}" for kind, keys in links.items()))
+    for name in ("requester", "organization"):
+        person = getattr(ctx, name)
+        if person is not None and person.get("name") is not None:
+            lines.append(f"  {name}: {person.get('name')!r}" + (
+                f" <{person['email']}>" if person.get("email") else ""))
+    if ctx.comment is not None:
+        kind = "public reply" if ctx.comment.get("public") else "internal note"
+        lines.append(f"  comment ({kind} by {ctx.comment.get('author_id')}): "
+                     f"{_value(ctx.comment.get('body'))}")
+    listened = " or ".join(types)
     if not report.outcomes:
-        lines += ["", f"No rule listens to {ctx.event_type}."]
+        lines += ["", f"No rule listens to {listened}."]
         return "\n".join(lines)
     for outcome in report.outcomes:
         lines.append("")
@@ -370,8 +508,8 @@ def render_report(report: TestReport) -> str:
                 lines.append(f"         {name}: {_value(value)}")
     matched = report.matched
     lines += ["", f"{len(matched)} of {len(report.outcomes)} rule(s) listening to "
-              f"{ctx.event_type} matched" + (": " + ", ".join(o.rule.id for o in matched)
-                                             if matched else ".")]
+              f"{listened} matched" + (": " + ", ".join(o.rule.id for o in matched)
+                                       if matched else ".")]
     if any(a.params or a.error for o in matched for a in o.actions):
         lines.append("Results of earlier actions are not known in a test: they show as "
                      "<jira.key> and the like.")

@@ -226,6 +226,12 @@ def _pydantic_problems(exc: ValidationError, positions: Positions) -> list[Probl
     return out
 
 
+def _names(value: Any) -> set[str]:
+    """The strings of a raw list setting (the config is invalid, but its rules still get checked
+    against what it names)."""
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+
+
 def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> LoadedConfig:
     """Read, resolve and validate a config file and its rules.
 
@@ -255,12 +261,19 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
         problems.extend(_pydantic_problems(exc, positions))
 
     custom_fields: set[str] = set()
+    user_fields: set[str] = set()
+    organization_fields: set[str] = set()
     if app is not None:
         custom_fields = set(app.connectors.zendesk.custom_fields)
+        user_fields = set(app.connectors.zendesk.user_fields)
+        organization_fields = set(app.connectors.zendesk.organization_fields)
     else:
         zd = ((settings_data.get("connectors") or {}).get("zendesk") or {})
         if isinstance(zd, dict) and isinstance(zd.get("custom_fields"), dict):
             custom_fields = set(zd["custom_fields"])
+        if isinstance(zd, dict):
+            user_fields = _names(zd.get("user_fields"))
+            organization_fields = _names(zd.get("organization_fields"))
 
     ruleset: RuleSet | None = None
     sources: list[tuple[Any, Positions]] = []
@@ -281,7 +294,8 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
         else:
             problems.append(positions.problem(("rules_dir",), f"not a directory: {directory}"))
     try:
-        ruleset = load_rules(sources, custom_fields=custom_fields)
+        ruleset = load_rules(sources, custom_fields=custom_fields, user_fields=user_fields,
+                             organization_fields=organization_fields)
     except ProblemsError as exc:
         problems.extend(exc.problems)
 
