@@ -4,7 +4,10 @@ Two payload shapes reach ``POST /webhooks/zendesk``:
 
 - **Event subscriptions** (``{"type": "zen:event-type:ticket.created", "detail": {...}, ...}``):
   ``detail`` carries the core ticket fields (ids as strings, statuses possibly upper-case) but no
-  custom fields, so such an event is *partial*.
+  custom fields, so such an event is *partial*. A ``zen:event-type:ticket.comment_added`` event
+  also carries the comment in ``event.comment`` (``id``, ``body``, ``is_public``,
+  ``author.id``); it becomes :attr:`ZendeskWebhookEvent.comment`. When that object is absent or
+  lacks the body or the visibility, the comment is left to the processor to read.
 - **Trigger webhooks** with Switchboard's documented JSON body template
   (``{"switchboard": "zendesk-trigger/1", "event": ..., "ticket": {...}}``, every value a string as
   Zendesk renders placeholders): core fields plus the custom fields the template lists, so it is
@@ -73,6 +76,8 @@ class ZendeskWebhookEvent:
 
     ``fields`` is a partial ``Ticket.to_dict()`` (custom fields by name under ``"fields"``);
     ``complete`` says whether it holds every core field and every configured custom field.
+    ``comment`` is the comment the change added (``Comment.to_dict()`` shape), when the payload
+    carries it.
     """
 
     style: str
@@ -82,6 +87,7 @@ class ZendeskWebhookEvent:
     updated_at: datetime
     fields: Mapping[str, Any] = field(default_factory=dict)
     complete: bool = False
+    comment: Mapping[str, Any] | None = None
 
     @property
     def change_key(self) -> str:
@@ -217,6 +223,8 @@ def _parse_event(body: Mapping[str, Any], kind: str,
     if not isinstance(detail, Mapping):
         raise WebhookPayloadError("event has no 'detail' object")
     fields = _normalise(detail, latest)
+    comment = _event_comment(body.get("event"), fields["updated_at"]) \
+        if name == "ticket.comment_added" else None
     return ZendeskWebhookEvent(
         style="event",
         kind=kind,
@@ -225,7 +233,49 @@ def _parse_event(body: Mapping[str, Any], kind: str,
         updated_at=parse_time(fields["updated_at"]),  # type: ignore[arg-type]
         fields=fields,
         complete=False,  # event subscriptions never carry custom fields
+        comment=comment,
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise WebhookPayloadError(f"{name} must be true or false, got {value!r}")
+
+
+def _event_comment(event: Any, updated_at: str) -> dict[str, Any] | None:
+    """``event.comment`` of a comment_added event -> ``Comment.to_dict()``, or ``None`` when
+    the payload does not carry a usable one (the processor then reads it from Zendesk).
+
+    Raises :class:`WebhookPayloadError` for a comment of the wrong shape: a comment that is not
+    an object, an id that is not an id, a body that is not text, a visibility that is not a
+    boolean.
+    """
+    if event is None:
+        return None
+    if not isinstance(event, Mapping):
+        raise WebhookPayloadError("event must be an object")
+    raw = event.get("comment")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise WebhookPayloadError(f"event.comment must be an object, got {type(raw).__name__}")
+    comment_id = _id_or_none(raw.get("id"), "comment id")
+    body = raw.get("body")
+    if body is not None and not isinstance(body, str):
+        raise WebhookPayloadError(f"comment body must be text, got {type(body).__name__}")
+    public = raw.get("is_public", raw.get("public"))
+    author = raw.get("author")
+    if author is not None and not isinstance(author, Mapping):
+        raise WebhookPayloadError(f"comment author must be an object, got "
+                                  f"{type(author).__name__}")
+    author_id = _id_or_none((author or {}).get("id", raw.get("author_id")), "comment author id")
+    if comment_id is None or body is None or public is None:
+        return None
+    return {"id": comment_id, "body": body, "public": _flag(public, "comment is_public"),
+            "author_id": author_id, "created_at": updated_at}
 
 
 def _parse_trigger(body: Mapping[str, Any], field_ids: Mapping[str, int],

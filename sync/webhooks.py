@@ -159,7 +159,8 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
                 entity_key=f"zendesk:ticket:{event.ticket_id}", change_key=event.change_key,
                 delivery_id=f"zendesk:{delivery}" if delivery else None,
                 payload={"style": event.style, "hint": event.hint, "complete": event.complete,
-                         "fields": dict(event.fields)}))
+                         "fields": dict(event.fields),
+                         **({"comment": dict(event.comment)} if event.comment else {})}))
         except Exception:
             # Not stored (the commit failed, or took longer than Zendesk waits): 503, and
             # Zendesk delivers again; a redelivery of an event that did land is a duplicate.

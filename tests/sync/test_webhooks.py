@@ -379,3 +379,75 @@ def test_healthz_fails_when_the_inbox_writer_is_gone(store):
     client = make_client(store)
     client.app.state.writer.close()
     assert client.get("/healthz").status_code == 503
+
+
+# --- comments ------------------------------------------------------------------------------------
+
+
+def comment_event(comment: object = None, **event: object) -> bytes:
+    data = json.loads(fixture("webhook_event_comment_added.json"))
+    if comment is not None:
+        data["event"]["comment"] = comment
+    data["event"].update(event)
+    return json.dumps(data).encode()
+
+
+def test_comment_added_event_carries_the_comment_into_the_inbox(client, store):
+    body = fixture("webhook_event_comment_added.json")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    assert row.kind == "zen:event-type:ticket.comment_added"
+    assert row.change_key == "zendesk:ticket:4012:2026-11-27T10:00:05Z"
+    assert row.payload["hint"] == "ticket.updated"
+    assert row.payload["comment"] == {
+        "id": 7300004, "body": "Still failing after the update. Any news?", "public": True,
+        "author_id": 7501, "created_at": "2026-11-27T10:00:05Z"}
+
+
+def test_other_ticket_events_carry_no_comment(client, store):
+    body = fixture("webhook_event_tags_changed.json")
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    assert "comment" not in row.payload
+
+
+@pytest.mark.parametrize("comment", [
+    pytest.param({"id": "7300004", "is_public": True}, id="no-body"),
+    pytest.param({"id": "7300004", "body": "hi"}, id="no-visibility"),
+    pytest.param({"body": "hi", "is_public": False}, id="no-id"),
+])
+def test_a_comment_the_payload_does_not_fully_carry_is_left_to_be_read(client, store, comment):
+    body = comment_event(comment)
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    [row] = rows(store)
+    assert "comment" not in row.payload
+
+
+def test_visibility_given_as_text_is_read(client, store):
+    body = comment_event({"id": "7", "body": "note", "is_public": "false", "author": {"id": "9"}})
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 200
+    assert rows(store)[0].payload["comment"]["public"] is False
+
+
+@pytest.mark.parametrize("comment", [
+    pytest.param("Still failing", id="comment-not-an-object"),
+    pytest.param({"id": "x7", "body": "hi", "is_public": True}, id="id-not-an-id"),
+    pytest.param({"id": "7", "body": ["hi"], "is_public": True}, id="body-not-text"),
+    pytest.param({"id": "7", "body": "hi", "is_public": "maybe"}, id="visibility-not-boolean"),
+    pytest.param({"id": "7", "body": "hi", "is_public": True, "author": "Dana"},
+                 id="author-not-an-object"),
+    pytest.param({"id": "7", "body": "hi", "is_public": True, "author": {"id": -3}},
+                 id="author-id-negative"),
+])
+def test_a_malformed_comment_gets_400_and_leaves_no_row(client, store, comment):
+    body = comment_event(comment)
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
+    assert rows(store) == []
+
+
+def test_a_comment_event_whose_event_is_not_an_object_gets_400(client, store):
+    data = json.loads(fixture("webhook_event_comment_added.json"))
+    data["event"] = "comment"
+    body = json.dumps(data).encode()
+    assert client.post("/webhooks/zendesk", content=body, headers=headers(body)).status_code == 400
+    assert rows(store) == []
