@@ -1,10 +1,12 @@
-"""The Zendesk Support stand-in's state: tickets, comments, audits, the incremental export and
-webhook delivery (see ``api-notes/zendesk.md``).
+"""The Zendesk Support stand-in's state: tickets, comments, audits, users, organizations, the
+incremental export and webhook delivery (see ``api-notes/zendesk.md``).
 
 Tests and the demo seed and inspect it with plain Python (``create_ticket``, ``update_ticket`` as
-an agent's edit, ``ticket``, ``comments``); the hub reaches the same state over HTTP through
-``sandbox.zendesk_api``. Every change gets a strictly increasing ``updated_at`` (second
-resolution, as Zendesk) and moves the ticket to the end of the incremental export.
+an agent's edit, ``ticket``, ``comments``, ``create_user``, ``create_organization``); the hub
+reaches the same state over HTTP through ``sandbox.zendesk_api``. The default requester, the API
+user (the hub) and the default agent exist as users from the start. Every change gets a strictly
+increasing ``updated_at`` (second resolution, as Zendesk) and moves the ticket to the end of the
+incremental export.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sandbox.base import (
     zendesk_timestamp,
 )
 from sandbox.zendesk_api import ZendeskError
+from sandbox.zendesk_people import new_organization, new_user
 from sandbox.zendesk_tickets import (
     apply_changes,
     creation_events,
@@ -71,11 +74,20 @@ class ZendeskState:
         self._previous: dict[int, dict[str, Any]] = {}
         self._position: dict[int, tuple[int, int]] = {}
         self._jobs: dict[str, list[dict[str, Any]]] = {}
-        self._ids = {"ticket": 1001, "comment": 7000001, "audit": 8000001, "event": 9000001}
+        self._users: dict[int, dict[str, Any]] = {}
+        self._orgs: dict[int, dict[str, Any]] = {}
+        self._ids = {"ticket": 1001, "comment": 7000001, "audit": 8000001, "event": 9000001,
+                     "user": 810001, "organization": 500001}
         self._seq = 0
         self._last_generated = 0
         self._credentials: tuple[str, str] | None = None
         self._limiter = RateLimiter(None)
+        for user_id, name, email, role in (
+            (self.requester_id, "Sandbox Customer", "customer@example.com", "end-user"),
+            (self.api_author_id, "Switchboard", "switchboard@example.com", "admin"),
+            (self.agent_author_id, "Sandbox Agent", "agent@example.com", "agent"),
+        ):
+            self.create_user({"id": user_id, "name": name, "email": email, "role": role})
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -313,6 +325,87 @@ class ZendeskState:
         with self.lock:
             self._live(ticket_id)
             return copy.deepcopy(self._comments.get(int(ticket_id), []))
+
+    # -- users and organizations -------------------------------------------------------------
+
+    def create_user(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Create a user (``id`` optional; ``name``, ``email``, ``role``, ``tags``,
+        ``organization_id``, ``user_fields`` by field key) and return its JSON.
+        Raises ZendeskError(422) for a duplicate id or a bad role."""
+        with self.lock:
+            user_id = int(data["id"]) if data.get("id") is not None else self._next("user")
+            if user_id in self._users:
+                raise ZendeskError(422, {"error": "RecordInvalid", "description": "id taken"})
+            user = new_user(user_id, data, url=f"{self.base_url}/api/v2/users/{user_id}.json",
+                            now=zendesk_timestamp(self._now()))
+            self._users[user_id] = user
+            return copy.deepcopy(user)
+
+    def create_organization(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Create an organization (``id`` optional; ``name`` required; ``tags``,
+        ``organization_fields`` by field key, e.g. ``{"plan_tier": "enterprise"}``) and return
+        its JSON. Raises ZendeskError(422) for a duplicate id or a blank name."""
+        with self.lock:
+            org_id = int(data["id"]) if data.get("id") is not None else self._next("organization")
+            if org_id in self._orgs:
+                raise ZendeskError(422, {"error": "RecordInvalid", "description": "id taken"})
+            org = new_organization(
+                org_id, data, url=f"{self.base_url}/api/v2/organizations/{org_id}.json",
+                now=zendesk_timestamp(self._now()))
+            self._orgs[org_id] = org
+            return copy.deepcopy(org)
+
+    def update_organization(self, org_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change an organization as an admin would (``name``, ``tags``, and
+        ``organization_fields`` merged key by key). Raises ZendeskError(404)."""
+        with self.lock:
+            org = self._orgs.get(int(org_id))
+            if org is None:
+                raise ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
+            if "name" in changes:
+                org["name"] = changes["name"]
+            if "tags" in changes:
+                org["tags"] = normalize_tags(changes["tags"])
+            org["organization_fields"].update(changes.get("organization_fields") or {})
+            org["updated_at"] = zendesk_timestamp(self._now())
+            return copy.deepcopy(org)
+
+    def delete_user(self, user_id: int) -> None:
+        """Remove a user: reading it answers 404 (as for a deleted user)."""
+        with self.lock:
+            self._users.pop(int(user_id), None)
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        """A copy of one user's JSON. Raises ZendeskError(404) if unknown."""
+        with self.lock:
+            user = self._users.get(int(user_id))
+            if user is None:
+                raise ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
+            return copy.deepcopy(user)
+
+    def organization(self, org_id: int) -> dict[str, Any]:
+        """A copy of one organization's JSON. Raises ZendeskError(404) if unknown."""
+        with self.lock:
+            org = self._orgs.get(int(org_id))
+            if org is None:
+                raise ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
+            return copy.deepcopy(org)
+
+    def sideloads(self, ticket: dict[str, Any],
+                  include: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """What ``?include=users,organizations`` adds to a ticket: the users it names
+        (requester, submitter, assignee) and its organization, those that exist."""
+        with self.lock:
+            out: dict[str, list[dict[str, Any]]] = {}
+            if "users" in include:
+                ids = dict.fromkeys(ticket.get(k) for k in ("requester_id", "submitter_id",
+                                                            "assignee_id"))
+                out["users"] = [copy.deepcopy(self._users[i]) for i in ids if i in self._users]
+            if "organizations" in include:
+                org_id = ticket.get("organization_id")
+                out["organizations"] = [copy.deepcopy(self._orgs[org_id])] \
+                    if org_id in self._orgs else []
+            return out
 
     def audits(self, ticket_id: int) -> list[dict[str, Any]]:
         """Copies of a ticket's audits, oldest first."""

@@ -76,7 +76,20 @@ def _ticket_body(request: Request) -> dict[str, Any]:
 
 
 def _show(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
-    return Response(200, {"ticket": state.ticket(int(match.group(1)))})
+    """A ticket; ``?include=users,organizations`` side-loads its people (other names are
+    ignored)."""
+    ticket = state.ticket(int(match.group(1)))
+    include = [name.strip() for name in (request.param("include") or "").split(",")
+               if name.strip()]
+    return Response(200, {"ticket": ticket, **state.sideloads(ticket, include)})
+
+
+def _user(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
+    return Response(200, {"user": state.user(int(match.group(1)))})
+
+
+def _organization(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
+    return Response(200, {"organization": state.organization(int(match.group(1)))})
 
 
 def _update(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
@@ -115,7 +128,16 @@ def _list_of(state: ZendeskState, key: str, items: list[dict[str, Any]]) -> Resp
 
 
 def _comments(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
-    return _list_of(state, "comments", state.comments(int(match.group(1))))
+    """Sorted (``sort`` / ``sort_order``) and paginated (``page[size]``, ``page[after]``) as
+    ``sandbox.zendesk_people.comment_page`` describes."""
+    from sandbox.zendesk_people import comment_page  # it builds on this module's errors
+
+    ticket_id = int(match.group(1))
+    params = {name: request.param(name)
+              for name in ("sort", "sort_order", "page[size]", "page[after]")}
+    return Response(200, comment_page(
+        state.comments(ticket_id), params,
+        f"{state.base_url}/api/v2/tickets/{ticket_id}/comments.json"))
 
 
 def _audits(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
@@ -242,6 +264,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/comments(?:\.json)?$"), _comments),
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/audits(?:\.json)?$"), _audits),
     ("GET", re.compile(r"^/api/v2/job_statuses/([^/]+?)(?:\.json)?$"), _job_status),
+    ("GET", re.compile(r"^/api/v2/users/(\d+)(?:\.json)?$"), _user),
+    ("GET", re.compile(r"^/api/v2/organizations/(\d+)(?:\.json)?$"), _organization),
     ("GET", re.compile(r"^/api/v2/incremental/tickets/cursor(?:\.json)?$"), _export),
 ]
 
