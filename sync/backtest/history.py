@@ -16,6 +16,7 @@ import sqlite3
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -38,13 +39,36 @@ class TicketEntry:
     links: Links
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _micros(at: datetime | None) -> int | None:
+    return None if at is None else (at - _EPOCH) // _MICRO
+
+
+def _instant(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
 def _encode(entry: TicketEntry) -> bytes:
-    return orjson.dumps([entry.ticket.to_dict(), entry.links])
+    # Field by field rather than Ticket.to_dict(): no time formatting, exact microseconds.
+    t = entry.ticket
+    return orjson.dumps([t.id, _micros(t.updated_at), _micros(t.created_at), t.subject,
+                         t.description, t.status, t.priority, t.type, t.tags, t.requester_id,
+                         t.organization_id, t.assignee_id, t.group_id, dict(t.custom_fields),
+                         t.url, entry.links])
 
 
 def _decode(blob: bytes) -> TicketEntry:
-    data, links = orjson.loads(blob)
-    return TicketEntry(Ticket.from_dict(data), tuple(tuple(side) for side in links))
+    (ticket_id, updated, created, subject, description, status, priority, kind, tags,
+     requester, organization, assignee, group, fields, url, links) = orjson.loads(blob)
+    updated_at = _instant(updated)
+    assert updated_at is not None
+    ticket = Ticket(ticket_id, updated_at, _instant(created), subject, description, status,
+                    priority, kind, tuple(tags), requester, organization, assignee, group,
+                    fields, url)
+    return TicketEntry(ticket, tuple(tuple(side) for side in links))
 
 
 class TicketHistory:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.models import Ticket
+from connectors.models import Ticket, format_time
 from rules import EvalContext, Evaluation, RuleSet, evaluate
 from rules.engine import FollowUp, MemoryRuleState, Outcome, settle_event
 from rules.model import Mode, Rule
@@ -142,8 +142,7 @@ class Replay:
             self.history.put(ticket.id, TicketEntry(ticket, links))
             return Skip(ticket.id, "unchanged")
         event_type = self._event_type(ticket, previous)
-        stamp = ticket.to_dict()["updated_at"]
-        event_key = f"zendesk:ticket:{ticket.id}:{stamp}"
+        event_key = f"zendesk:ticket:{ticket.id}:{format_time(ticket.updated_at)}"
         sides: list[SideResult] = []
         new_links: list[tuple[str, ...]] = []
         for side, rule_set in enumerate(self.rule_sets):
