@@ -119,7 +119,8 @@ def _rendered(intents: Sequence[ActionIntent], namespace: Mapping[str, Any]) -> 
     for intent in intents:
         try:
             params = render_params(intent, intent.params, namespace)
-            text = _param_text({k: v for k, v in params.items() if v is not None})
+            # Unset params (None, empty lists and mappings) are noise in a comparison.
+            text = _param_text({k: v for k, v in params.items() if v not in (None, [], {})})
         except (TemplateRenderError, ValueError) as exc:
             text = f"(cannot render: {exc})"
         out.append(f"{intent.action} {text}")
