@@ -1,7 +1,7 @@
 """Benchmark: `switchboard backtest` over a large JSONL ticket export.
 
     .venv/bin/python bench/backtest.py            # 250,000 and 1,000,000 records, about 2 min
-    .venv/bin/python bench/backtest.py --quick    # 5,000 and 20,000 records, a few seconds
+    .venv/bin/python bench/backtest.py --quick    # 2,000 and 8,000 records, a few seconds
 
 For each size, a synthetic Zendesk export is streamed to a temporary JSONL file (realistic
 records: the API's ticket keys, a description of a few hundred characters, tags, seven custom
@@ -143,7 +143,7 @@ def main() -> int:
         print(json.dumps(measure(Path(args.measure))))
         return 0
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
-             else [5_000, 20_000] if args.quick else [250_000, 1_000_000])
+             else [2_000, 8_000] if args.quick else [250_000, 1_000_000])
     results = []
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         for size in sizes:
