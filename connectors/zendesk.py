@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["ZendeskConnector", "ticket_from_api"]
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -117,6 +118,8 @@ class ZendeskConnector:
             settings.people_cache_seconds, PEOPLE_CACHE_SIZE, clock=clock)
         self._orgs: TtlCache[int, Organization | None] = TtlCache(
             settings.people_cache_seconds, PEOPLE_CACHE_SIZE, clock=clock)
+        self._me: int | None = None
+        self._me_lock = threading.Lock()
         if session is None:
             override = (self._vendor_origin, settings.base_url) if settings.base_url else None
             session = build_session(
@@ -186,6 +189,16 @@ class ZendeskConnector:
             what = f"get the requester and organization of ticket {ticket_id}"
             users, orgs = self._sideloaded(self._show_with_people(ticket_id, what), what)
         return self._resolve_people(requester_id, organization_id, users, orgs)
+
+    def own_user_id(self) -> int:
+        """The id of the user the API token acts as (``GET /api/v2/users/me.json``): the author
+        of every comment Switchboard writes. Read once per connector, then remembered."""
+        with self._me_lock:
+            if self._me is None:
+                what = "get the API user"
+                data = self._get_json(self._client.users.endpoint.me(), what)
+                self._me = self._parse(user_from_api, data.get("user"), what, field_keys=()).id
+            return self._me
 
     def get_user(self, user_id: int) -> User:
         """Read one user (``GET /api/v2/users/{id}.json``); :class:`NotFoundError` if deleted."""

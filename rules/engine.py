@@ -249,7 +249,8 @@ def sweep(rules: RuleSet | Sequence[Rule], state: RuleState, at: datetime) -> li
 def settle_event(rules: RuleSet | Sequence[Rule],
                  evaluations: Sequence[tuple[Rule, Evaluation]], ctx: EvalContext,
                  state: RuleState, event_key: str,
-                 namespace: Mapping[str, Any] | None = None,
+                 namespace: Mapping[str, Any] | None = None, *,
+                 contexts: Mapping[str, tuple[EvalContext, Mapping[str, Any]]] | None = None,
                  ) -> tuple[list[FollowUp], list[Outcome]]:
     """Gate one event's evaluated rules, in order, updating ``state``.
 
@@ -257,12 +258,19 @@ def settle_event(rules: RuleSet | Sequence[Rule],
     then each rule is settled; last, if the event resolved the ticket (status changed to solved
     or closed), its ``once_until_resolved`` throttles are released — for the events after this
     one, so a rule that matches the resolving event itself is still held.
+
+    ``contexts`` (context and namespace by event type) serves a change that is several event
+    types at once (``rules.occurrence``): each evaluation is settled with those of its
+    ``event_type``, falling back to ``ctx`` and ``namespace``.
     """
     at = ctx.event_time
     follow_ups = sweep(rules, state, at) if at is not None else []
     namespace = ctx.namespace() if namespace is None else namespace
-    outcomes = [settle(rule, evaluation, ctx, state, event_key, namespace)
-                for rule, evaluation in evaluations]
+    by_type = contexts or {}
+    outcomes = []
+    for rule, evaluation in evaluations:
+        rule_ctx, rule_namespace = by_type.get(evaluation.event_type, (ctx, namespace))
+        outcomes.append(settle(rule, evaluation, rule_ctx, state, event_key, rule_namespace))
     status = ctx.changes.get("status")
     ticket_id = _ticket_id(ctx)
     if status is not None and status.to in RESOLVED_STATUSES and ticket_id is not None:

@@ -88,6 +88,11 @@ def _user(state: ZendeskState, request: Request, match: re.Match[str]) -> Respon
     return Response(200, {"user": state.user(int(match.group(1)))})
 
 
+def _me(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
+    """The user the credentials act as: the API user, author of what the hub writes."""
+    return Response(200, {"user": state.user(state.api_author_id)})
+
+
 def _organization(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
     return Response(200, {"organization": state.organization(int(match.group(1)))})
 
@@ -264,6 +269,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/comments(?:\.json)?$"), _comments),
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/audits(?:\.json)?$"), _audits),
     ("GET", re.compile(r"^/api/v2/job_statuses/([^/]+?)(?:\.json)?$"), _job_status),
+    ("GET", re.compile(r"^/api/v2/users/me(?:\.json)?$"), _me),
     ("GET", re.compile(r"^/api/v2/users/(\d+)(?:\.json)?$"), _user),
     ("GET", re.compile(r"^/api/v2/organizations/(\d+)(?:\.json)?$"), _organization),
     ("GET", re.compile(r"^/api/v2/incremental/tickets/cursor(?:\.json)?$"), _export),

@@ -4,11 +4,17 @@ For a ticket event the processor
 
 1. drops it if the stored snapshot is as new or newer (a redelivery, a stale event, or the echo of
    Switchboard's own write — invariant 5, no loops);
-2. builds the ticket's state: the payload itself when it is complete, the payload over the
-   snapshot when the rules need nothing the payload lacks, otherwise ONE read of the ticket;
-3. diffs it against the snapshot (``changes``), picks the event type, evaluates every rule for it
-   and plans intents for the ones that matched;
-4. commits decisions (with traces), intents, the new snapshot and the inbox outcome in ONE
+2. works out which event types the change is (``rules.occurrence``): ``ticket.created`` or
+   ``ticket.updated``, plus ``ticket.solved`` when the status became solved, plus
+   ``ticket.comment_added`` when a comment came — carried by the webhook, or (only if a rule
+   listens to ``ticket.comment_added``) read from Zendesk, newest first;
+3. builds the ticket's state: the payload itself when it is complete, the payload over the
+   snapshot when the rules need nothing the payload lacks, otherwise ONE read of the ticket —
+   with its requester and organization side-loaded when a rule reads those too (alone, they
+   are one read, or none when cached);
+4. diffs it against the snapshot (``changes``), evaluates every rule listening to one of the
+   event types — each rule once — and plans intents for the ones that matched;
+5. commits decisions (with traces), intents, the new snapshot and the inbox outcome in ONE
    transaction — so a crash leaves either none of it or all of it (invariant 2).
 """
 
@@ -24,10 +30,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
-from connectors.models import Ticket, format_time, parse_time
-from rules import Change, EvalContext, RuleSet, evaluate, render_params
+from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_time
+from rules import Change, EvalContext, RuleSet, render_params
+from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
 from rules.engine import FollowUp, Outcome, settle_event, sweep
 from rules.model import Condition, FieldCondition, Mode, Not, Rule, thaw
+from rules.occurrence import COMMENT_ADDED, contexts, evaluate_once, event_types
 from rules.planner import ActionIntent
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
@@ -86,18 +94,31 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
 
 def ticket_context(ticket: Ticket, event_type: str, changes: Mapping[str, Change],
                    links: Mapping[str, tuple[str, ...]], *, source: str,
-                   now: datetime | None, custom_fields: Iterable[str]) -> EvalContext:
+                   now: datetime | None, custom_fields: Iterable[str],
+                   people: TicketPeople | None = None, user_fields: Iterable[str] = (),
+                   organization_fields: Iterable[str] = ()) -> EvalContext:
     """The context rules see for one ticket event, built here only, for live processing and
-    for backtests (``sync.backtest``) alike, so that both decide on the same input."""
+    for backtests (``sync.backtest``) alike, so that both decide on the same input.
+
+    ``people`` are the requester and organization when they were read (``None``: nobody read
+    them, as no rule needs them); a requester or organization Zendesk does not have reads as
+    a blank one, with every configured field key.
+    """
     ticket_dict = ticket.to_dict()
     # Every configured custom field is present (None when unset), so rules and templates
     # can test it without tripping over a missing key.
     ticket_dict["fields"] = {**dict.fromkeys(custom_fields), **ticket_dict["fields"]}
+    requester = organization = None
+    if people is not None:
+        requester = people.requester.to_dict() if people.requester is not None \
+            else blank_person(REQUESTER_KEYS, user_fields)
+        organization = people.organization.to_dict() if people.organization is not None \
+            else blank_person(ORGANIZATION_KEYS, organization_fields)
     return EvalContext(event_type=event_type, event_source=source, ticket=ticket_dict,
                        changes=changes, links=links,
                        # Durations (older_than / within) count back from when the event
                        # reached Switchboard, so a replay or backtest decides the same.
-                       now=now)
+                       now=now, requester=requester, organization=organization)
 
 
 def _condition_fields(condition: Condition | None) -> set[str]:
@@ -110,8 +131,19 @@ def _condition_fields(condition: Condition | None) -> set[str]:
     return set().union(*(_condition_fields(c) for c in condition.conditions))
 
 
+def _ticket_path(path: str) -> str:
+    """``changes.<key>.from`` / ``.to`` -> the ticket field it is computed from."""
+    if path.startswith("changes.") and path.endswith((".from", ".to")):
+        return "ticket." + path[len("changes."):].rsplit(".", 1)[0]
+    return path
+
+
+def _reads_people(path: str) -> bool:
+    return path.startswith(("requester.", "organization."))
+
+
 def _has_field(fields: Mapping[str, Any], path: str) -> bool:
-    parts = path.split(".")
+    parts = _ticket_path(path).split(".")
     if parts[0] != "ticket" or len(parts) < 2:
         return True  # not a ticket field: links.*, event.*, changes.* come from elsewhere
     if parts[1] == "fields":
@@ -175,9 +207,12 @@ class EventProcessor:
     """Processes claimed inbox events; one instance is shared by the inbox worker threads."""
 
     def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, retry: RetryPolicy,
-                 custom_fields: tuple[str, ...] = ()) -> None:
+                 custom_fields: tuple[str, ...] = (), user_fields: tuple[str, ...] = (),
+                 organization_fields: tuple[str, ...] = ()) -> None:
         self.store = store
         self.custom_fields = custom_fields
+        self.user_fields = user_fields
+        self.organization_fields = organization_fields
         self.rules = rules
         self.zendesk = zendesk
         self.retry = retry
@@ -225,10 +260,16 @@ class EventProcessor:
                    else "no newer state than already processed (redelivery or stale event)")
             return self._finish(item, "done", why)
 
-        event_type = (payload.get("hint") or "ticket.updated") if snapshot is None \
+        base = (payload.get("hint") or "ticket.updated") if snapshot is None \
             else "ticket.updated"
-        ticket, read_reason = self._current_state(item, event_type, fields, snapshot,
-                                                  bool(payload.get("complete")))
+        rules = self.rules  # one rule set for the whole event, even if a reload swaps it
+        complete = bool(payload.get("complete"))
+        comment = self._new_comment(rules, ticket_id, updated_at, snapshot,
+                                    payload.get("comment"))
+        state = self._merged(fields, snapshot, complete)
+        types = event_types(base, diff_tickets(snapshot, state), comment=comment is not None)
+        ticket, people, read_reason = self._current_state(item, rules, types, fields, state,
+                                                          snapshot, complete, comment)
         if snapshot is not None and snapshot.updated_at >= ticket.updated_at:
             return self._finish(item, "done", "no newer state than already processed")
         deltas: list[Mapping[str, Any]] = []
@@ -236,56 +277,115 @@ class EventProcessor:
             with self.store.read() as conn:
                 deltas = _own_deltas(conn, snapshot, ticket)
         changes = subtract_own(diff_tickets(snapshot, ticket), deltas)
+        types = event_types(base, changes, comment=comment is not None)
         if snapshot is not None and not changes:
             # Nothing changed but what Switchboard wrote (its echo), or the same state under a
-            # newer stamp (a comment; one change reported with stamps of different precision):
-            # rules react to changes, so none runs.
-            why = "echo of Switchboard's own write" if deltas or own \
-                else "no field changed; no rule run"
-            with self.store.write() as conn:
-                put_snapshot(conn, ticket)
-                inbox_mod.release(conn, item.id, "done", why, owner=item.owner)
-            return why
-        return self._decide(item, ticket, event_type, changes, read_reason)
+            # newer stamp (one change reported with stamps of different precision): rules react
+            # to changes, so none runs — unless the change added a comment.
+            types = tuple(t for t in types if t == COMMENT_ADDED)
+            if not types:
+                why = "echo of Switchboard's own write" if deltas or own \
+                    else "no field changed; no rule run"
+                with self.store.write() as conn:
+                    put_snapshot(conn, ticket)
+                    inbox_mod.release(conn, item.id, "done", why, owner=item.owner)
+                return why
+        return self._decide(item, rules, ticket, types, changes, read_reason, people, comment)
 
-    def _current_state(self, item: inbox_mod.InboxItem, event_type: str, fields: dict[str, Any],
-                       snapshot: Ticket | None, complete: bool) -> tuple[Ticket, str | None]:
-        """The ticket's state for this event, reading it only when a rule needs a missing field.
-
-        Conditions come first: if they need a field the payload lacks, read. Otherwise evaluate
-        them on the payload (over the snapshot); only if a rule matches whose actions use a
-        missing field, read. A ticket no rule cares about costs no read.
-        """
-        ticket_id = int(fields["id"])
+    def _merged(self, fields: dict[str, Any], snapshot: Ticket | None,
+                complete: bool) -> Ticket:
+        """The ticket as the event shows it: the payload, over the snapshot unless complete."""
         if not fields.get("url"):
-            fields["url"] = self.zendesk.ticket_url(ticket_id)
+            fields["url"] = self.zendesk.ticket_url(int(fields["id"]))
         if complete:
-            return Ticket.from_dict(fields), None
+            return Ticket.from_dict(fields)
         base = snapshot.to_dict() if snapshot else {}
-        merged = Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
-                                                                **fields.get("fields", {})}})
-        rules = self.rules.for_event(event_type)
-        missing = sorted({f for r in rules for f in _condition_fields(r.condition)
-                          if not _has_field(fields, f)})
+        return Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
+                                                              **fields.get("fields", {})}})
+
+    def _new_comment(self, rules: RuleSet, ticket_id: int, updated_at: datetime,
+                     snapshot: Ticket | None,
+                     carried: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The comment this change added (``Comment.to_dict()``), or ``None``.
+
+        Looked for only when a rule that is not off listens to ``ticket.comment_added`` and
+        Switchboard has seen the ticket before (a new ticket's first comment is its
+        description). The webhook's comment is used as is; otherwise ONE read of the newest
+        comments: the newest one made after the stored state and up to this change, by
+        someone other than the user Switchboard writes as (its own notes never count).
+        """
+        if snapshot is None or not any(COMMENT_ADDED in rule.on for rule in rules
+                                       if rule.mode is not Mode.OFF):
+            return None
+        if carried is not None:
+            comment = Comment.from_dict(carried)
+            if comment.author_id is None or comment.author_id != self.zendesk.own_user_id():
+                return comment.to_dict()
+            return None
+        own_user = None
+        recent: tuple[Comment, ...] = self.zendesk.recent_comments(ticket_id)
+        for comment in recent:
+            if comment.created_at is None or comment.created_at <= snapshot.updated_at:
+                break  # newest first: the rest is older than the stored state
+            if comment.created_at > updated_at:
+                continue  # a later change's comment: its own event reports it
+            if own_user is None:
+                own_user = self.zendesk.own_user_id()
+            if comment.author_id != own_user:
+                return comment.to_dict()
+        return None
+
+    def _current_state(self, item: inbox_mod.InboxItem, rules: RuleSet, types: tuple[str, ...],
+                       fields: dict[str, Any], state: Ticket, snapshot: Ticket | None,
+                       complete: bool, comment: Mapping[str, Any] | None,
+                       ) -> tuple[Ticket, TicketPeople | None, str | None]:
+        """The ticket's state for this event, and its people when a rule reads them; reading
+        only what a rule that can fire for the event needs.
+
+        Conditions come first: if they need a ticket field the payload lacks, or the requester
+        or organization, read. Otherwise evaluate them on the payload (over the snapshot); only
+        if a rule matches whose actions use a missing field or the people, read. The ticket and
+        its people together are ONE read (side-loaded); the people alone are one read, or none
+        while cached. A ticket no rule cares about costs no read.
+        """
+        listening = [r for r in rules if r.mode is not Mode.OFF and any(t in r.on for t in types)]
+
+        def needs(used: set[str]) -> tuple[list[str], list[str]]:
+            missing = sorted(f for f in used if not complete and not _has_field(fields, f))
+            return missing, sorted(f for f in used if _reads_people(f))
+
+        missing, people_used = needs({f for r in listening for f in _condition_fields(r.condition)})
         why = "conditions use"
-        if not missing:
+        if not missing and not people_used:
             with self.store.read() as conn:
-                ctx = self._context(conn, merged, event_type, diff_tickets(snapshot, merged),
-                                    item)
-            matched = [r for r in rules if evaluate(r, ctx).matched]
-            missing = sorted({f for r in matched for f in r.fields_used
-                              if not _has_field(fields, f)})
+                ctx = self._context(conn, state, types[0], diff_tickets(snapshot, state), item)
+            matched = [r for r, e in evaluate_once(listening, contexts(ctx, types, comment))
+                       if e.matched]
+            missing, people_used = needs({f for r in matched for f in r.fields_used})
             why = f"matched rule {', '.join(r.id for r in matched)} uses"
-        if not missing:
-            return merged, None
-        return (self.zendesk.get_ticket(ticket_id),
-                f"read the ticket: {why} {', '.join(missing)}, which the event lacks")
+        ticket_id = state.id
+        if missing and people_used:
+            ticket, people = self.zendesk.get_ticket_and_people(ticket_id)
+            return ticket, people, (f"read the ticket with its requester and organization: {why} "
+                                    f"{', '.join([*missing, *people_used])}, which the event "
+                                    f"lacks")
+        if missing:
+            return (self.zendesk.get_ticket(ticket_id), None,
+                    f"read the ticket: {why} {', '.join(missing)}, which the event lacks")
+        if people_used:
+            people = self.zendesk.get_people(ticket_id, state.requester_id, state.organization_id)
+            return state, people, (f"requester and organization: {why} "
+                                   f"{', '.join(people_used)}")
+        return state, None, None
 
     def _context(self, conn: sa.Connection, ticket: Ticket, event_type: str,
-                 changes: dict[str, Change], item: inbox_mod.InboxItem) -> EvalContext:
+                 changes: dict[str, Change], item: inbox_mod.InboxItem,
+                 people: TicketPeople | None = None) -> EvalContext:
         return ticket_context(ticket, event_type, changes, self._links(conn, ticket.id),
                               source=str(item.payload.get("style", item.source)),
-                              now=item.received_at, custom_fields=self.custom_fields)
+                              now=item.received_at, custom_fields=self.custom_fields,
+                              people=people, user_fields=self.user_fields,
+                              organization_fields=self.organization_fields)
 
     def _links(self, conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str, ...]]:
         links = dict(links_for_ticket(conn, ticket_id))
@@ -348,36 +448,39 @@ class EventProcessor:
             inbox_mod.release(conn, item.id, "done", outcome, owner=item.owner)
         return outcome
 
-    def _decide(self, item: inbox_mod.InboxItem, ticket: Ticket, event_type: str,
-                changes: dict[str, Change], read_reason: str | None) -> str:
+    def _decide(self, item: inbox_mod.InboxItem, rules: RuleSet, ticket: Ticket,
+                types: tuple[str, ...], changes: dict[str, Change], read_reason: str | None,
+                people: TicketPeople | None, comment: Mapping[str, Any] | None) -> str:
         # Evaluate outside the write transaction, so that the store's write lock (which the
         # receiver needs for every webhook) is held only for the gates and the inserts. Reading
         # the links first is safe: no other worker processes this ticket meanwhile (order per
         # entity). Window and throttle state is read and written inside the transaction, as it
         # is shared across tickets.
-        rules = self.rules  # one rule set for the whole event, even if a reload swaps it
         with self.store.read() as conn:
-            ctx = self._context(conn, ticket, event_type, changes, item)
-        namespace = ctx.namespace()
-        evaluations = [(rule, evaluate(rule, ctx)) for rule in rules.for_event(event_type)]
+            ctx = self._context(conn, ticket, types[0], changes, item, people)
+        by_type = {t: (c, c.namespace()) for t, c in contexts(ctx, types, comment).items()}
+        ctx, namespace = by_type[types[0]]
+        evaluations = evaluate_once(rules, {t: c for t, (c, _) in by_type.items()})
         event_key = item.change_key or f"inbox:{item.id}"
         now = utcnow()
         with self.store.write() as conn:
             follow_ups, outcomes = settle_event(rules, evaluations, ctx, StoreRuleState(conn),
-                                                event_key, namespace)
+                                                event_key, namespace, contexts=by_type)
             decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
             for outcome in outcomes:
+                event_type = outcome.evaluation.event_type
                 decision_rows.append({
                     "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
                     "rule_id": outcome.rule.id, "mode": outcome.rule.mode,
                     "matched": outcome.matched, "trace": outcome.trace(), "created_at": now})
-                intent_rows += self._intent_rows(item, outcome.rule, outcome.intents,
-                                                 outcome.namespace or namespace, ticket.id)
+                intent_rows += self._intent_rows(
+                    item, outcome.rule, outcome.intents,
+                    outcome.namespace or by_type[event_type][1], ticket.id)
             if decision_rows:
                 conn.execute(_DECISION, decision_rows)
             planned = sum(add_intent(conn, **row) for row in intent_rows)
             put_snapshot(conn, ticket)
-            parts = [event_type]
+            parts = [" + ".join(types)]
             if read_reason:
                 parts.append(read_reason)
             parts.append(_summary(outcomes))

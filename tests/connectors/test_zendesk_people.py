@@ -331,3 +331,13 @@ def test_ttl_cache_is_bounded_and_drops_the_least_recently_used() -> None:
     assert cache.lookup(3) == (True, "c") and len(cache) == 2
     with pytest.raises(ValueError):
         TtlCache(-1, 2)
+
+
+def test_the_api_user_is_read_once(rsps: responses.RequestsMock) -> None:
+    me = load("zendesk", "user")
+    me["user"].update(id=900001, name="Switchboard", role="admin")
+    rsps.get(f"{ZENDESK}/api/v2/users/me.json", json=me)
+    zd = connector()
+    assert zd.own_user_id() == 900001
+    assert zd.own_user_id() == 900001
+    assert len(rsps.calls) == 1

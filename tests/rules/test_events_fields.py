@@ -14,7 +14,7 @@ from rules import EVENT_TYPES, Change, EvalContext, FieldRegistry, ProblemsError
 from rules.events import carried_by
 from rules.occurrence import became_solved, contexts, evaluate_once, event_types
 
-from .helpers import CUSTOM_FIELDS, load_text, make_ctx, make_ticket
+from .helpers import CUSTOM_FIELDS, make_ctx, make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_FIELDS = ("seats", "account_manager")

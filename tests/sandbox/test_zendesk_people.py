@@ -119,3 +119,8 @@ def test_default_users_exist_and_organizations_need_a_name(sb: Sandbox) -> None:
     people = zd.get_people(int(ticket["id"]), sb.zendesk.requester_id, None)
     assert people == TicketPeople(people.requester, None)
     assert people.requester is not None and people.requester.name == "Sandbox Customer"
+
+
+def test_users_me_is_the_api_user_who_writes_the_hubs_comments(sb: Sandbox) -> None:
+    zd = connector(sb)
+    assert zd.own_user_id() == sb.zendesk.api_author_id
