@@ -264,8 +264,9 @@ class EventProcessor:
             else "ticket.updated"
         rules = self.rules  # one rule set for the whole event, even if a reload swaps it
         complete = bool(payload.get("complete"))
-        comment = self._new_comment(rules, ticket_id, updated_at, snapshot,
-                                    payload.get("comment"))
+        # A state stamped by Switchboard's own write holds no one else's comment.
+        comment = None if own else self._new_comment(rules, ticket_id, updated_at, snapshot,
+                                                     payload.get("comment"))
         state = self._merged(fields, snapshot, complete)
         types = event_types(base, diff_tickets(snapshot, state), comment=comment is not None)
         ticket, people, read_reason = self._current_state(item, rules, types, fields, state,
