@@ -2,13 +2,14 @@
 
     switchboard demo     [--config config.yaml] [--serve]   the sample, end to end, on the sandbox
     switchboard run      [--config config.yaml]             the hub, until SIGINT / SIGTERM
-    switchboard validate [--config config.yaml]             every config / rule problem, exit 1
+    switchboard validate [--config config.yaml] [--strict]  every config / rule problem, and lints
     switchboard test RULES EVENT.json [--config ...]        rules against one event, explained
     switchboard explain TICKET_ID [--config ...]            the decision log of one ticket
     switchboard backtest (--export FILE | --since DATE)      the rules over history, read-only
     switchboard diff OLD NEW (--export FILE | --since DATE)  decisions two rule sets disagree on
 
-Exit status: 0 success, 1 invalid config or rules (or no events to explain), 2 usage error or
+Exit status: 0 success (`validate`: valid, even with lint warnings), 1 invalid config or rules
+(or, with `validate --strict`, any lint warning; or no events to explain), 2 usage error or
 invalid event file (`test`), 3 failed to start.
 `backtest`: 0 done, 1 invalid rules, 2 bad input (unreadable, empty or non-JSON export, bad
 --since), 4 the history could not be read to the end (results partial, marked INCOMPLETE).
@@ -50,11 +51,22 @@ def _load(path: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from rules.lints import lint
+
     config = _load(args.config)
     rules = config.rules.rules
+    zendesk = config.app.connectors.zendesk
+    warnings = lint(config.rules, custom_fields=tuple(zendesk.custom_fields),
+                    user_fields=tuple(zendesk.user_fields),
+                    organization_fields=tuple(zendesk.organization_fields))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     print(f"{args.config}: OK — {len(rules)} rule(s): "
           + ", ".join(f"{r.id} ({r.mode})" for r in rules))
-    return 0
+    if warnings:
+        print(f"{len(warnings)} warning(s){' (--strict: exit 1)' if args.strict else ''}",
+              file=sys.stderr)
+    return 1 if warnings and args.strict else 0
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -194,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("demo", cmd_demo, "run the shipped sample end to end against the local sandbox"),
         ("run", cmd_run, "run the hub (receiver, poller, workers) until stopped"),
-        ("validate", cmd_validate, "check a config and its rules; list every problem"),
+        ("validate", cmd_validate, "check a config and its rules; list every problem, then "
+         "lint warnings (loops, never-true conditions, duplicate side effects)"),
         ("test", cmd_test, "evaluate rules against one event file and explain each decision "
          "(exit 1 bad rules, 2 bad event file)"),
         ("explain", cmd_explain, "why rules did or did not fire for a ticket, from the "
@@ -209,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="config file (default: %(default)s)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.set_defaults(func=func)
+        if name == "validate":
+            p.add_argument("--strict", action="store_true",
+                           help="exit 1 on lint warnings too, not only on errors")
         if name == "test":
             p.add_argument("rules", metavar="RULES",
                            help="a rules YAML file, or a directory of them")
