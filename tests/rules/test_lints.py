@@ -13,7 +13,7 @@ from textwrap import dedent, indent
 
 import pytest
 
-from rules import EVENT_TYPES, FieldRegistry, Op, ProblemsError
+from rules import FieldRegistry, Op, ProblemsError
 from rules.consistency import Reasoner, event_facts
 from rules.lints import Lint, LintKind, lint
 from rules.literals import Literal
@@ -22,10 +22,6 @@ from sync.config import load_config
 from .helpers import CUSTOM_FIELDS, load_text
 
 ROOT = Path(__file__).resolve().parents[2]
-HAS_SOLVED = "ticket.solved" in EVENT_TYPES
-needs_solved = pytest.mark.skipif(not HAS_SOLVED, reason="ticket.solved is not an event type yet")
-needs_changes = pytest.mark.skipif(FieldRegistry().get("changes.status.to") is None,
-                                   reason="changes.<field>.to is not a field yet")
 
 
 def findings(*texts: str, kind: LintKind | None = None) -> list[Lint]:
@@ -294,7 +290,6 @@ def test_event_facts_ticket_created_nulls_what_changed_and_ticket_solved_means_s
                             *event_facts("ticket.updated", [])])
 
 
-@needs_solved
 def test_a_condition_ticket_solved_contradicts_is_never_true() -> None:
     text = one_rule("""\
         all:
@@ -579,7 +574,6 @@ SELF_TAGGING = """\
     """
 
 
-@needs_solved
 @pytest.mark.parametrize(("on", "loops"), [
     ("[ticket.solved]", False),
     ("[ticket.solved, ticket.updated]", True),
@@ -591,7 +585,6 @@ def test_ticket_solved_needs_a_person_so_it_is_no_later_event_a_write_causes(on:
     assert bool(findings(text, kind=LintKind.LOOP)) is loops
 
 
-@needs_changes
 @pytest.mark.parametrize(("cond", "loops"), [
     ("{field: changes.status.to, op: equals, value: open}", False),
     ("{field: changes.tags.to, op: contains, value: vip}", False),
@@ -702,7 +695,6 @@ def test_exclusive_non_live_or_different_side_effects_are_not_duplicates(
     assert findings(text, kind=LintKind.DUPLICATE_SIDE_EFFECT) == []
 
 
-@needs_solved
 def test_rules_one_change_fires_as_different_event_types_can_duplicate() -> None:
     text = two_rules(URGENT, "zendesk.update: {note: Sorry to see you go}",
                      URGENT, "zendesk.update: {note: Sorry to see you go}",
