@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = ["SOLVED", "became_solved", "contexts", "evaluate_once", "event_types"]
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .context import Change, EvalContext
@@ -63,8 +63,9 @@ def contexts(base: EvalContext, types: Iterable[str],
     return out
 
 
-def evaluate_once(rules: Iterable[Rule],
-                  by_type: Mapping[str, EvalContext]) -> list[tuple[Rule, Evaluation]]:
+def evaluate_once(rules: Iterable[Rule], by_type: Mapping[str, EvalContext], *,
+                  evaluator: Callable[[Rule, EvalContext], Evaluation] = evaluate,
+                  ) -> list[tuple[Rule, Evaluation]]:
     """Evaluate each non-off rule that listens to any of the event types in ``by_type``, once.
 
     A rule is tried against its event types in ``by_type`` order and stops at the first match;
@@ -79,7 +80,7 @@ def evaluate_once(rules: Iterable[Rule],
         for event_type, ctx in by_type.items():
             if event_type not in rule.on:
                 continue
-            evaluation = evaluate(rule, ctx)
+            evaluation = evaluator(rule, ctx)
             if evaluation.matched:
                 break
         if evaluation is not None:

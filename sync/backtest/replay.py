@@ -35,6 +35,7 @@ from connectors.models import Ticket, format_time
 from rules import EvalContext, Evaluation, RuleSet, evaluate
 from rules.engine import FollowUp, MemoryRuleState, Outcome, settle_event
 from rules.model import Mode, Rule
+from rules.occurrence import contexts, evaluate_once, event_types
 from sync.actions import MARKER_PREFIX
 from sync.processor import CREATE_BUG, diff_tickets, subtract_own, ticket_context
 
@@ -142,6 +143,9 @@ class Replay:
             self.history.put(ticket.id, TicketEntry(ticket, links))
             return Skip(ticket.id, "unchanged")
         event_type = self._event_type(ticket, previous)
+        # Like live: the change is also ticket.solved when the status became solved (an export
+        # carries no comments, so never ticket.comment_added).
+        types = event_types(event_type, changes, comment=False)
         event_key = f"zendesk:ticket:{ticket.id}:{format_time(ticket.updated_at)}"
         sides: list[SideResult] = []
         new_links: list[tuple[str, ...]] = []
@@ -150,13 +154,19 @@ class Replay:
                                  {"jira": links[side]} if links[side] else {},
                                  source=SOURCE, now=ticket.updated_at,
                                  custom_fields=self.custom_fields)
-            evaluations = [(rule, self.evaluate(rule, ctx))
-                           for rule in self._rules_for(side, event_type)]
+            if len(types) == 1:
+                evaluations = [(rule, self.evaluate(rule, ctx))
+                               for rule in self._rules_for(side, event_type)]
+                by_type = None
+            else:
+                per_type = contexts(ctx, types)
+                evaluations = evaluate_once(rule_set, per_type, evaluator=self.evaluate)
+                by_type = {t: (c, c.namespace()) for t, c in per_type.items()}
             # The namespace is only read for matched rules; building it costs as much as the
             # evaluation itself, so an event nothing matched skips it.
             namespace = ctx.namespace() if any(e.matched for _, e in evaluations) else {}
             follow_ups, outcomes = settle_event(rule_set, evaluations, ctx, self.states[side],
-                                                event_key, namespace)
+                                                event_key, namespace, contexts=by_type)
             pending: list[str] = []
             for follow in follow_ups:  # live writes follow-ups' intents first
                 keys = _pending_links(follow.rule, follow.intents)

@@ -205,7 +205,10 @@ class _Comparer:
                 kind = ACTIONS_CHANGED
             else:
                 kind = NEWLY_FIRED if fired_b else NO_LONGER_FIRED
-            self.emit(DecisionChange(event.ticket_id, event.event_type, event.at, rule_id,
+            # The event type the rule fired as (ticket.solved, when the change also solved).
+            fired = b if fired_b and b is not None else a
+            event_type = fired.evaluation.event_type if fired is not None else event.event_type
+            self.emit(DecisionChange(event.ticket_id, event_type, event.at, rule_id,
                                      kind, _describe(a, acts_a), _describe(b, acts_b)))
 
     def _follow_ups(self, event: ReplayEvent, old: SideResult, new: SideResult,

@@ -227,7 +227,7 @@ def test_backtest_command_prints_the_rule_table_and_writes_both_reports(tmp_path
     assert "| login-outage | live | 92 | 15 | 2 | 13 |" in markdown
     rows = table.read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("rule,mode,events evaluated,matched,fired,")
-    assert len(rows) == 7 and all(row.endswith(",yes") for row in rows[1:])
+    assert len(rows) == 8 and all(row.endswith(",yes") for row in rows[1:])
 
 
 def test_backtest_command_exit_codes_for_bad_input(tmp_path, capsys):

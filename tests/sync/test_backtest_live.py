@@ -67,7 +67,8 @@ def _backtest(rules: Any, tickets: list[Ticket]) -> tuple[list[Row], dict[str, A
             for intent in follow.intents:
                 contexts[intent.idempotency_key] = thaw(follow.namespace)
         for outcome in side.outcomes:
-            rows.append((event.ticket_id, event.event_type, outcome.rule.id, outcome.matched,
+            rows.append((event.ticket_id, outcome.evaluation.event_type, outcome.rule.id,
+                         outcome.matched,
                          outcome.fired, outcome.gate,
                          tuple((i.action, i.idempotency_key) for i in outcome.intents)))
             for intent in outcome.intents:
@@ -184,3 +185,10 @@ def test_the_sample_exercises_every_gate_links_and_shadow_mode(both):
     shadow = rules["feature-requests"]
     assert shadow.mode == "shadow" and shadow.fired > 0
     assert rules["stale-follow-up"].fired >= 1
+
+
+def test_a_change_that_solves_a_ticket_is_decided_as_ticket_solved_in_both(both):
+    solved = [r for r in both["live_rows"] if r[1] == "ticket.solved"]
+    assert solved and all(r[2] == "solved-high-priority" for r in solved)
+    assert sum(r[4] for r in solved) == both["summary"].tally.rules["solved-high-priority"].fired
+    assert [r for r in both["rows"] if r[1] == "ticket.solved"] == solved
