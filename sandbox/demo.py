@@ -41,7 +41,7 @@ from rich.table import Table
 from sandbox import Sandbox
 from sync.config import LoadedConfig
 from sync.hub import Hub
-from sync.schema import inbox, links, outbox
+from sync.schema import decisions, inbox, links, outbox
 
 SAMPLE = Path(__file__).parent / "data" / "sample_tickets.json"
 
@@ -63,6 +63,15 @@ def zendesk_ticket(spec: dict[str, Any], field_ids: dict[str, int], *,
         stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
         data["created_at"] = data["updated_at"] = stamp
     return data
+
+
+def seed_organizations(sb: Sandbox, sample: dict[str, Any]) -> None:
+    """Create the sample's organizations, ``"Acme Logistics (enterprise)"`` -> name and the
+    ``plan_tier`` organization field."""
+    for org_id, label in sample.get("organizations", {}).items():
+        name, _, tier = str(label).partition(" (")
+        sb.zendesk.create_organization({"id": int(org_id), "name": name,
+                                        "organization_fields": {"plan_tier": tier.rstrip(")")}})
 
 
 def _edit(change: dict[str, Any], field_ids: dict[str, int]) -> dict[str, Any]:
@@ -138,6 +147,11 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
         outcomes = conn.execute(sa.select(inbox.c.source, inbox.c.kind, inbox.c.outcome)).all()
         intents = conn.execute(sa.select(outbox.c.action, outbox.c.status,
                                          outbox.c.last_error)).all()
+        decided = conn.execute(sa.select(decisions.c.rule_id, decisions.c.mode,
+                                         decisions.c.matched, decisions.c.trace)
+                               .order_by(decisions.c.id)).all()
+        planned = Counter((r.rule_id, r.action) for r in conn.execute(
+            sa.select(outbox.c.rule_id, outbox.c.action)))
     issues = sb.jira.issues()
     history = sum(1 for t in sample["tickets"] if t["phase"] == "history")
 
@@ -154,13 +168,11 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
     for col in ("ticket", "heard via", "subject", "bug", "jira_key field", "tags added",
                 "internal note"):
         linked.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
-    notes = 0
     key_field = str(hub.config.app.connectors.zendesk.custom_fields.get("jira_key", ""))
     for row in link_rows:
         ticket = sb.zendesk.ticket(row.ticket_id)
         spec = played.get(row.ticket_id, {})
         internal = [c for c in sb.zendesk.comments(row.ticket_id) if not c.get("public", True)]
-        notes += len(internal)
         field_value = next((f["value"] for f in ticket.get("custom_fields", [])
                             if str(f["id"]) == key_field), None)
         added = [t for t in ticket["tags"] if t == "jira_linked" or t.startswith("switchboard_")]
@@ -168,6 +180,26 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
                        row.ref, str(field_value), ", ".join(added),
                        internal[-1]["body"].split(" (")[0] if internal else "—")
     console.print(linked)
+
+    per_rule = Table(title="Rules: what each decided (switchboard explain TICKET tells why)")
+    for col in ("rule", "mode", "events", "matched", "fired", "held back", "actions planned"):
+        per_rule.add_column(col, justify="left" if col in ("rule", "mode", "actions planned")
+                            else "right")
+    tally: dict[str, list[Any]] = {}
+    for row in decided:
+        counts = tally.setdefault(row.rule_id, [row.mode, 0, 0, 0, 0])
+        counts[1] += 1
+        counts[2] += bool(row.matched)
+        fired = bool(row.matched) and (row.trace or {}).get("fired", True)
+        counts[3] += fired
+        counts[4] += bool(row.matched) and not fired
+    for rule_id, (mode, events, matched, fired, held) in tally.items():
+        actions = ", ".join(f"{a} × {n}" for (r, a), n in sorted(planned.items()) if r == rule_id)
+        per_rule.add_row(rule_id, str(mode), str(events), str(matched), str(fired), str(held),
+                         actions or "—")
+    console.print(per_rule)
+    notes = sum(1 for ticket_id in played for c in sb.zendesk.comments(ticket_id)
+                if not c.get("public", True))
 
     by_source = Counter(f"{kind}" for _source, kind, _o in outcomes)
     echo = sum(1 for *_x, o in outcomes if o and "own write" in o)
@@ -219,6 +251,7 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
                  zendesk_subdomain=app.connectors.zendesk.subdomain) as sb:
         store_file = fresh_store(config, "demo.db" if feed_sample else "sandbox.db")
         hub = Hub(sandboxed_config(config, sb, store_file), source=config)
+        seed_organizations(sb, sample)
         if feed_sample:
             start = datetime.now(UTC) - timedelta(days=7)
             for n, spec in enumerate(t for t in sample["tickets"] if t["phase"] == "history"):

@@ -31,11 +31,12 @@ import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
 from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_time
-from rules import Change, EvalContext, RuleSet, render_params
+from rules import Change, EvalContext, RuleSet, evaluate, render_params
 from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
 from rules.engine import FollowUp, Outcome, settle_event, sweep
 from rules.model import Condition, FieldCondition, Mode, Not, Rule, thaw
 from rules.occurrence import COMMENT_ADDED, contexts, evaluate_once, event_types
+from rules.partial import judge
 from rules.planner import ActionIntent
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
@@ -343,27 +344,41 @@ class EventProcessor:
         """The ticket's state for this event, and its people when a rule reads them; reading
         only what a rule that can fire for the event needs.
 
-        Conditions come first: if they need a ticket field the payload lacks, or the requester
-        or organization, read. Otherwise evaluate them on the payload (over the snapshot); only
-        if a rule matches whose actions use a missing field or the people, read. The ticket and
+        Every rule listening to the event is first judged on what the event carries (the
+        payload over the snapshot), with the fields it lacks — and the requester and
+        organization — unknown (:func:`rules.partial.judge`): a rule that cannot match whatever
+        they are needs nothing read. A rule that may match, depending on them, has them read; a
+        rule that matches anyway has read only what its actions' templates use. The ticket and
         its people together are ONE read (side-loaded); the people alone are one read, or none
         while cached. A ticket no rule cares about costs no read.
         """
         listening = [r for r in rules if r.mode is not Mode.OFF and any(t in r.on for t in types)]
 
-        def needs(used: set[str]) -> tuple[list[str], list[str]]:
-            missing = sorted(f for f in used if not complete and not _has_field(fields, f))
-            return missing, sorted(f for f in used if _reads_people(f))
+        def unknown(path: str) -> bool:
+            return _reads_people(path) or (not complete and not _has_field(fields, path))
 
-        missing, people_used = needs({f for r in listening for f in _condition_fields(r.condition)})
-        why = "conditions use"
-        if not missing and not people_used:
-            with self.store.read() as conn:
-                ctx = self._context(conn, state, types[0], diff_tickets(snapshot, state), item)
-            matched = [r for r, e in evaluate_once(listening, contexts(ctx, types, comment))
-                       if e.matched]
-            missing, people_used = needs({f for r in matched for f in r.fields_used})
+        with self.store.read() as conn:
+            ctx = self._context(conn, state, types[0], diff_tickets(snapshot, state), item)
+        by_type = contexts(ctx, types, comment)
+        undecided: list[Rule] = []
+        matched: list[Rule] = []
+        for rule in listening:
+            verdicts = {judge(rule, evaluate(rule, by_type[t]), unknown)
+                        for t in types if t in rule.on}
+            if True in verdicts:
+                matched.append(rule)
+            elif None in verdicts:
+                undecided.append(rule)
+        # What the rules that match, or may match, read (conditions and templates) and the
+        # event lacks; nothing at all when none may match.
+        used = {f for r in [*undecided, *matched]
+                for f in _condition_fields(r.condition) | r.fields_used if unknown(f)}
+        if undecided:
+            why = f"rule {', '.join(r.id for r in undecided)} may match, depending on"
+        else:
             why = f"matched rule {', '.join(r.id for r in matched)} uses"
+        missing = sorted(f for f in used if not _reads_people(f))
+        people_used = sorted(f for f in used if _reads_people(f))
         ticket_id = state.id
         if missing and people_used:
             ticket, people = self.zendesk.get_ticket_and_people(ticket_id)
@@ -374,8 +389,14 @@ class EventProcessor:
             return (self.zendesk.get_ticket(ticket_id), None,
                     f"read the ticket: {why} {', '.join(missing)}, which the event lacks")
         if people_used:
-            people = self.zendesk.get_people(ticket_id, state.requester_id, state.organization_id)
-            return state, people, (f"requester and organization: {why} "
+            requester = any(f.startswith("requester.") for f in people_used)
+            organization = any(f.startswith("organization.") for f in people_used)
+            people = self.zendesk.get_people(
+                ticket_id, state.requester_id if requester else None,
+                state.organization_id if organization else None)
+            return state, people, (f"read the {'requester' if requester else ''}"
+                                   f"{' and ' if requester and organization else ''}"
+                                   f"{'organization' if organization else ''}: {why} "
                                    f"{', '.join(people_used)}")
         return state, None, None
 

@@ -27,6 +27,8 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from connectors.models import Ticket, parse_time
+from rules import RuleSet
+from rules.model import Condition, FieldCondition, Mode, Not
 from sync.config import LoadedConfig
 
 from .records import InputError, ProblemLog, read_export, read_incremental
@@ -70,6 +72,39 @@ class _History:
         self.source = source
         self.start = start
         self.problems = problems
+
+
+def _people_fields(config: LoadedConfig) -> dict[str, tuple[str, ...]]:
+    """The user and organization field keys rules may name (as the config configures them)."""
+    zendesk = config.app.connectors.zendesk
+    return {"user_fields": tuple(zendesk.user_fields),
+            "organization_fields": tuple(zendesk.organization_fields)}
+
+
+def _reads(condition: Condition | None) -> set[str]:
+    if condition is None:
+        return set()
+    if isinstance(condition, FieldCondition):
+        return {condition.field}
+    if isinstance(condition, Not):
+        return _reads(condition.condition)
+    return set().union(*(_reads(c) for c in condition.conditions))
+
+
+def _warn_unreplayable(rules: RuleSet, err: TextIO) -> None:
+    """Say which rules a history of ticket records cannot judge as live would: it carries no
+    requester, organization or comments (they read as null here)."""
+    for rule in rules:
+        if rule.mode is Mode.OFF:
+            continue
+        blind = sorted(f for f in _reads(rule.condition)
+                       if f.startswith(("requester.", "organization.", "comment.")))
+        comments = "ticket.comment_added" in rule.on
+        if blind or comments:
+            what = ", ".join(blind) if blind else "ticket.comment_added"
+            print(f"warning: rule {rule.id} reads {what}, which a history of ticket records "
+                  "does not carry (null here): its backtest figures can differ from live",
+                  file=err)
 
 
 def _agent_base(config: LoadedConfig) -> str:
@@ -151,11 +186,13 @@ def run_backtest(config: LoadedConfig, options: HistoryOptions, *, rules_spec: s
     rules, rules_source = config.rules, f"{config.path.name} (rules: and rules_dir)"
     if rules_spec is not None:
         try:
-            side = load_side(rules_spec, config_path=config.path, custom_fields=custom_fields)
+            side = load_side(rules_spec, config_path=config.path, custom_fields=custom_fields,
+                             **_people_fields(config))
         except SideError as exc:
             print(str(exc), file=err)
             return EXIT_INVALID_RULES
         rules, rules_source = side.rules, side.label
+    _warn_unreplayable(rules, err)
     bar = ProgressBar(options.progress, total=_total(options))
     try:
         history = _open(config, options, bar)
@@ -192,7 +229,8 @@ def run_diff(config: LoadedConfig, options: HistoryOptions, *, old: str, new: st
     err = err or sys.stderr
     custom_fields = tuple(config.app.connectors.zendesk.custom_fields)
     try:
-        sides = [load_side(spec, config_path=config.path, custom_fields=custom_fields)
+        sides = [load_side(spec, config_path=config.path, custom_fields=custom_fields,
+                           **_people_fields(config))
                  for spec in (old, new)]
     except SideError as exc:
         print(str(exc), file=err)

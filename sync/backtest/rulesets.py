@@ -157,8 +157,9 @@ def _sources(tree: _Tree, path: str) -> list[tuple[Any, Positions]]:
     return sources
 
 
-def load_side(spec: str, *, config_path: str | Path,
-              custom_fields: Collection[str]) -> RuleSide:
+def load_side(spec: str, *, config_path: str | Path, custom_fields: Collection[str],
+              user_fields: Collection[str] = (),
+              organization_fields: Collection[str] = ()) -> RuleSide:
     """Load one side of a diff (syntax in the module docstring). Raises :class:`SideError`."""
     tree: _Tree
     if spec.startswith(GIT_PREFIX):
@@ -169,7 +170,8 @@ def load_side(spec: str, *, config_path: str | Path,
     else:
         tree, path, label = _WorkTree(), spec, spec
     try:
-        rules = load_rules(_sources(tree, path), custom_fields=custom_fields)
+        rules = load_rules(_sources(tree, path), custom_fields=custom_fields,
+                           user_fields=user_fields, organization_fields=organization_fields)
     except ProblemsError as exc:
         raise SideError(f"{label}: invalid rules\n{exc.render()}") from exc
     return RuleSide(label, rules)

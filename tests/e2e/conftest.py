@@ -51,8 +51,10 @@ def fast(config: LoadedConfig, **sections: dict[str, Any]) -> LoadedConfig:
 def make_hub(sb: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     hubs: list[Hub] = []
 
-    def start(config_path: Path = ROOT / "config.yaml", env: dict[str, str] | None = None,
+    def start(config_path: Path | None = None, env: dict[str, str] | None = None,
               **sections: dict[str, Any]) -> Hub:
+        if config_path is None:
+            config_path = config_with(tmp_path, "")
         loaded = load_config(config_path, env=env or {})
         hub = Hub(fast(sandboxed_config(loaded, sb, tmp_path / f"hub{len(hubs)}.db"),
                        **sections))
@@ -69,11 +71,17 @@ def make_hub(sb: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
 
 
 def config_with(tmp_path: Path, extra_rules: str) -> Path:
-    """The shipped config.yaml with more rules appended to its ``rules:`` list."""
+    """The shipped config.yaml with its bug-escalation rule only (not the cookbook's, which
+    the demo's test covers), and more rules appended to its ``rules:`` list."""
     path = tmp_path / "config.yaml"
-    path.write_text((ROOT / "config.yaml").read_text(encoding="utf-8") + extra_rules,
+    shipped = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    path.write_text(shipped.split(COOKBOOK)[0].rstrip("\n") + "\n" + extra_rules,
                     encoding="utf-8")
     return path
+
+
+#: Where the cookbook's rules start in the shipped config.yaml.
+COOKBOOK = "  # The cookbook"
 
 
 def bug_ticket(sb: Sandbox, *, error_code: str | None = "E1042", priority: str = "high",

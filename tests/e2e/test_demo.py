@@ -23,8 +23,16 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
     headline = re.search(r"(\d+) sample tickets .*?-> (\d+) Jira bugs, (\d+) tickets linked, "
                          r"(\d+) internal notes written back", out)
     assert headline is not None, out[-2000:]
-    assert headline.groups() == ("48", "5", "9", "9")
+    assert headline.groups() == ("48", "5", "9", "15")
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert "-> 5 Jira bugs, 9 tickets linked, 9 internal notes written back" in readme
-    assert "Intents: {'done': 18}" in out  # nothing dead-lettered, nothing pending
+    assert "-> 5 Jira bugs, 9 tickets linked, 15 internal notes written back" in readme
+    # Nothing dead-lettered, nothing pending; the shadow rule's intents recorded, never run.
+    assert "Intents: {'done': 24, 'shadow': 9}" in out
+    # The cookbook's rules in the shipped config, each as the README tells it.
+    for rule, decided in (("confirmed-bug-to-jira", "live 42 9 9 0"),
+                          ("login-outage", "live 40 4 1 3"),
+                          ("enterprise-urgent", "live 42 6 5 1"),
+                          ("product-feedback", "shadow 40 9 9 0")):
+        assert re.search(rf"{rule} +{decided.replace(' ', ' +')}", re.sub(r"[│┃]", " ", out)), \
+            rule
     assert (tmp_path / "var" / "demo.db").exists()
