@@ -16,6 +16,7 @@ __all__ = [
     "RuleSet",
     "Throttle",
     "Window",
+    "condition_fields",
     "freeze",
     "thaw",
 ]
@@ -226,3 +227,14 @@ class RuleSet:
         for rule in rules:
             used |= rule.fields_used
         return frozenset(used)
+
+
+def condition_fields(condition: Condition | None) -> set[str]:
+    """Every field path a condition tree tests (a rule's ``if:``), nested groups included."""
+    if condition is None:
+        return set()
+    if isinstance(condition, FieldCondition):
+        return {condition.field}
+    if isinstance(condition, Not):
+        return condition_fields(condition.condition)
+    return set().union(*(condition_fields(c) for c in condition.conditions))
