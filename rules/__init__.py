@@ -4,11 +4,16 @@ Load with :func:`load_rule_files` (every problem reported at once, with ``file:l
 rules for an event with :meth:`RuleSet.for_event`, decide with :func:`evaluate` (an
 :class:`Evaluation` that explains itself), and turn a match into intents with :func:`plan`; the
 dispatcher renders their params with :func:`render_params`. No I/O beyond reading rule files.
+
+For throughput, :func:`matches` is ``evaluate(...).matched`` without the trace (rules compiled
+once), and :meth:`RuleSet.matching` decides every rule of an event at once, checking only the rules
+the event can match (:mod:`rules.compiled`).
 """
 
 from __future__ import annotations
 
 from .actions import ACTIONS, DEFAULT_BUG_DESCRIPTION, ActionSpec
+from .compiled import CompiledRule, compile_rule, matches
 from .context import Change, EvalContext
 from .evaluator import ConditionResult, Evaluation, GroupResult, evaluate
 from .events import EVENT_TYPES, EventType
@@ -49,6 +54,7 @@ __all__ = [
     "All",
     "Any_",
     "Change",
+    "CompiledRule",
     "Condition",
     "ConditionResult",
     "EvalContext",
@@ -71,12 +77,14 @@ __all__ = [
     "Rule",
     "RuleSet",
     "TemplateRenderError",
+    "compile_rule",
     "compile_template",
     "evaluate",
     "idempotency_key",
     "load_rule_files",
     "load_rules",
     "load_yaml",
+    "matches",
     "plan",
     "render",
     "render_params",

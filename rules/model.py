@@ -25,9 +25,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .operators import Op
+
+if TYPE_CHECKING:
+    from .context import EvalContext
 
 
 class FrozenDict(dict[str, Any]):
@@ -199,9 +202,25 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """All loaded rules, in file order."""
+    """All loaded rules, in file order.
+
+    :meth:`for_event` is indexed by event type (built once, with the set); :meth:`matching`
+    decides every rule for an event through compiled rules (:mod:`rules.compiled`), built on
+    first use per event type.
+    """
 
     rules: tuple[Rule, ...]
+    _by_event: dict[str, tuple[Rule, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
+    _indexes: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for event_type in dict.fromkeys(e for r in self.rules for e in r.on):
+            self._by_event[event_type] = tuple(
+                r for r in self.rules if r.mode is not Mode.OFF and event_type in r.on)
+
+    def __reduce__(self) -> tuple[type[RuleSet], tuple[tuple[Rule, ...]]]:
+        return (RuleSet, (self.rules,))  # the indexes hold closures; they are rebuilt
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -214,7 +233,23 @@ class RuleSet:
 
     def for_event(self, event_type: str) -> tuple[Rule, ...]:
         """Rules listening to ``event_type`` whose mode is not ``off``, in file order."""
-        return tuple(r for r in self.rules if r.mode is not Mode.OFF and event_type in r.on)
+        return self._by_event.get(event_type, ())
+
+    def matching(self, ctx: EvalContext) -> tuple[Rule, ...]:
+        """The rules of :meth:`for_event` (``ctx.event_type``) that match ``ctx``, in file order.
+
+        The same as ``[r for r in for_event(...) if evaluate(r, ctx).matched]``, without traces,
+        and checking only the rules whose cheap necessary tests the event passes. Never raises
+        for operator failures (such a rule does not match).
+        """
+        index = self._indexes.get(ctx.event_type)
+        if index is None:
+            from .compiled import RuleIndex  # compiled imports this module
+
+            index = RuleIndex(self.for_event(ctx.event_type))
+            self._indexes[ctx.event_type] = index
+        result: tuple[Rule, ...] = index.matching(ctx)
+        return result
 
     def fields_used(self, event_type: str | None = None) -> frozenset[str]:
         """Ticket field paths read by the non-off rules (for ``event_type``, or for any event)."""
