@@ -73,23 +73,45 @@ def _plain_tags(tags: Any) -> list[str]:
     return [t for t in (tags or ()) if not str(t).startswith(MARKER_PREFIX)]
 
 
+#: Ticket attributes a change can be in, in ``Ticket.to_dict()`` order (``updated_at`` and ``url``
+#: are not changes; ``tags`` and ``created_at`` have their own cases, custom fields come last).
+_DIFFED = ("id", "created_at", "subject", "description", "status", "priority", "type", "tags",
+           "requester_id", "organization_id", "assignee_id", "group_id")
+_SEQUENCES = (list, tuple)
+
+
 def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
-    """Changed fields, keyed like ``status``, ``tags`` or ``fields.error_code``."""
-    old = before.to_dict() if before else {}
-    new = after.to_dict()
+    """Changed fields, keyed like ``status``, ``tags`` or ``fields.error_code``.
+
+    Values are those of ``Ticket.to_dict()`` (``created_at`` as text, ``tags`` as a list without
+    marker tags); list values compare as sets of their text.
+    """
+    # Read from the attributes rather than from two to_dict() copies: this runs for every event
+    # (every record of a backtest), and only a changed created_at needs formatting.
     changes: dict[str, Change] = {}
-    for key, value in new.items():
-        if key in _DIFF_IGNORE or key == "fields":
+    for key in _DIFFED:
+        value = getattr(after, key)
+        was = getattr(before, key) if before is not None else None
+        if key == "created_at":
+            if was == value:  # the same instant formats the same
+                continue
+            was = format_time(was) if was else None
+            value = format_time(value) if value else None
+        elif key == "tags":
+            if before is not None and was == value and all(type(t) is str for t in value):
+                continue  # equal tuples of text: equal without marker tags, equal as sets
+            was = _plain_tags(was) if before is not None else None
+            value = _plain_tags(value)
+        elif was == value and not isinstance(was, _SEQUENCES) \
+                and not isinstance(value, _SEQUENCES):
             continue
-        was = old.get(key)
-        if key == "tags":
-            was, value = (_plain_tags(was) if was is not None else None, _plain_tags(value))
         if _norm(was) != _norm(value):
             changes[key] = Change(was, value)
-    old_fields = old.get("fields") or {}
-    for name in sorted(set(old_fields) | set(new["fields"])):
-        if _norm(old_fields.get(name)) != _norm(new["fields"].get(name)):
-            changes[f"fields.{name}"] = Change(old_fields.get(name), new["fields"].get(name))
+    old_fields: Mapping[str, Any] = before.custom_fields if before is not None else {}
+    new_fields = after.custom_fields
+    for name in sorted(set(old_fields) | set(new_fields)):
+        if _norm(old_fields.get(name)) != _norm(new_fields.get(name)):
+            changes[f"fields.{name}"] = Change(old_fields.get(name), new_fields.get(name))
     return changes
 
 
@@ -108,7 +130,9 @@ def ticket_context(ticket: Ticket, event_type: str, changes: Mapping[str, Change
     ticket_dict = ticket.to_dict()
     # Every configured custom field is present (None when unset), so rules and templates
     # can test it without tripping over a missing key.
-    ticket_dict["fields"] = {**dict.fromkeys(custom_fields), **ticket_dict["fields"]}
+    fields = dict.fromkeys(custom_fields)
+    fields.update(ticket.custom_fields)
+    ticket_dict["fields"] = fields
     requester = organization = None
     if people is not None:
         requester = people.requester.to_dict() if people.requester is not None \
