@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.models import Ticket, format_time
-from rules import EvalContext, Evaluation, RuleSet, evaluate
+from rules import EvalContext, Evaluation, RuleSet
 from rules.engine import FollowUp, MemoryRuleState, Outcome, settle_event
 from rules.model import Mode, Rule
 from rules.occurrence import contexts, evaluate_once, event_types
@@ -40,6 +40,7 @@ from sync.actions import MARKER_PREFIX
 from sync.processor import CREATE_BUG, diff_tickets, subtract_own, ticket_context
 
 from .history import TicketEntry, TicketHistory
+from .quick import QuickEvaluator
 
 #: ``event.source`` of replayed events: the export is what the poller reads.
 SOURCE = "poll"
@@ -90,19 +91,19 @@ class Replay:
 
     ``rule_sets`` are decided side by side on the same events (one for a backtest, two for a
     diff). ``start`` is the start of the history (``None``: the first record's ``updated_at``).
-    ``evaluator`` evaluates one rule (default :func:`rules.evaluate`; a faster one may return a
-    bare not-matched :class:`Evaluation` for rules that do not match).
+    ``evaluator`` evaluates one rule (default: a :class:`~.quick.QuickEvaluator`, which gives
+    not-matched evaluations without their trace; :func:`rules.evaluate` traces them all).
     """
 
     def __init__(self, rule_sets: Sequence[RuleSet], *, custom_fields: Sequence[str],
                  history: TicketHistory, start: datetime | None = None,
-                 evaluator: Matcher = evaluate) -> None:
+                 evaluator: Matcher | None = None) -> None:
         self.rule_sets = tuple(rule_sets)
         self.states = tuple(MemoryRuleState() for _ in self.rule_sets)
         self.custom_fields = tuple(custom_fields)
         self.history = history
         self.start = start
-        self.evaluate = evaluator
+        self.evaluate = evaluator if evaluator is not None else QuickEvaluator()
         self._no_links: tuple[tuple[str, ...], ...] = tuple(() for _ in self.rule_sets)
         self._for_event: list[dict[str, tuple[Rule, ...]]] = [{} for _ in self.rule_sets]
 

@@ -36,6 +36,7 @@ from rules.templating import TemplateRenderError
 from rules.tester import placeholder_namespace
 
 from .history import TicketHistory
+from .quick import traced
 from .records import IncompleteHistory, ProblemLog
 from .replay import Matcher, Replay, ReplayEvent, SideResult, Skip
 from .rulesets import RuleSide
@@ -140,7 +141,8 @@ class _Namespaces:
         return {**self._base, **(extra or {})}
 
 
-def _describe(outcome: Outcome | None, actions: tuple[str, ...] | None) -> str:
+def _describe(outcome: Outcome | None, actions: tuple[str, ...] | None,
+              ctx: EvalContext) -> str:
     if outcome is None:
         return "not evaluated (does not listen to this event, or off)"
     if outcome.fired:
@@ -149,7 +151,8 @@ def _describe(outcome: Outcome | None, actions: tuple[str, ...] | None) -> str:
         return f"matched, held: {outcome.gate}"
     if outcome.evaluation.error:
         return f"error: {outcome.evaluation.error}"
-    first = outcome.evaluation.first_failure
+    # The replay leaves the trace out of not-matched evaluations; this one is read.
+    first = traced(outcome.rule, outcome.evaluation, ctx).first_failure
     return f"did not match ({first.describe()})" if first else "did not match"
 
 
@@ -209,7 +212,8 @@ class _Comparer:
             fired = b if fired_b and b is not None else a
             event_type = fired.evaluation.event_type if fired is not None else event.event_type
             self.emit(DecisionChange(event.ticket_id, event_type, event.at, rule_id,
-                                     kind, _describe(a, acts_a), _describe(b, acts_b)))
+                                     kind, _describe(a, acts_a, old.ctx),
+                                     _describe(b, acts_b, new.ctx)))
 
     def _follow_ups(self, event: ReplayEvent, old: SideResult, new: SideResult,
                     old_ns: _Namespaces, new_ns: _Namespaces) -> None:

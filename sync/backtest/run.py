@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from connectors.models import Ticket
-from rules import RuleSet, evaluate
+from rules import RuleSet
 
 from .history import TicketHistory
 from .records import IncompleteHistory, ProblemLog
@@ -82,7 +82,7 @@ class ProgressBar:
 
 def replay(rule_sets: Sequence[RuleSet], tickets: Iterable[Ticket], *,
            custom_fields: Sequence[str], start: datetime | None = None,
-           evaluator: Matcher = evaluate, temp_dir: str | Path | None = None,
+           evaluator: Matcher | None = None, temp_dir: str | Path | None = None,
            ) -> Iterator[tuple[Ticket, ReplayEvent | Skip]]:
     """Each record of ``tickets`` with what it made, decided against every rule set.
 
@@ -97,7 +97,7 @@ def replay(rule_sets: Sequence[RuleSet], tickets: Iterable[Ticket], *,
 
 def backtest(rules: RuleSet, tickets: Iterable[Ticket], *, custom_fields: Sequence[str],
              rules_source: str, history_source: str, start: datetime | None = None,
-             evaluator: Matcher = evaluate, temp_dir: str | Path | None = None,
+             evaluator: Matcher | None = None, temp_dir: str | Path | None = None,
              problems: ProblemLog | None = None,
              on_event: Callable[[ReplayEvent], None] | None = None) -> BacktestSummary:
     """Decide every record of ``tickets`` with ``rules``; the per-rule summary.

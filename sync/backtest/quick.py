@@ -1,0 +1,97 @@
+"""Evaluating rules over millions of events: the trace only where someone reads it.
+
+:func:`rules.evaluate` explains every leaf of a rule, which costs as much as the rest of a
+backtest's work per event, and almost every evaluation of a backtest is a rule that does not
+match, whose trace nobody reads. :class:`QuickEvaluator` decides with the compiled rules
+(:mod:`rules.compiled`) and builds the full :class:`~rules.Evaluation` only when it matters:
+
+- the rule matches: :func:`rules.evaluate` (the outcome, its namespace and the reports use it);
+- an operator raises on this event: :func:`rules.evaluate` (the error and its message are
+  counted and reported, as live records them);
+- otherwise: a not-matched :class:`~rules.Evaluation` without a trace, made once per rule and
+  event type. :func:`traced` gives the full one back when a report wants to say why a rule did
+  not match (``switchboard diff``).
+
+Exact, not approximate: a rule's compiled *steps* are the checks that must all hold for it to
+match, each raising what its operators raise, and together they test every leaf of the rule once
+(a group that cannot be split is tested whole). All of them run — not only up to the first that
+fails — so an operator that raises anywhere in the rule is seen, as :func:`rules.evaluate` sees
+it. Leaves spelled alike in several rules are computed once per event (the compiled memo).
+"""
+
+from __future__ import annotations
+
+__all__ = ["QuickEvaluator", "is_untraced", "traced"]
+
+from collections.abc import Callable
+from typing import Any
+
+from rules import EvalContext, Evaluation, compile_rule, evaluate
+from rules.model import Rule
+from rules.occurrence import contexts
+
+Step = Callable[[EvalContext, dict[int, Any]], bool]
+
+
+class QuickEvaluator:
+    """A drop-in for :func:`rules.evaluate` in a replay: ``evaluator(rule, ctx)``.
+
+    Same ``matched`` and ``error`` as :func:`rules.evaluate` for every rule and context; the
+    trace is left out of evaluations that neither match nor fail. One instance per replay (it
+    keeps each rule's compiled steps, and the memo of the context it last saw).
+    """
+
+    def __init__(self) -> None:
+        self._steps: dict[int, tuple[Rule, tuple[Step, ...]]] = {}
+        self._misses: dict[tuple[int, str], Evaluation] = {}
+        self._ctx: EvalContext | None = None
+        self._memo: dict[int, Any] = {}
+
+    def __call__(self, rule: Rule, ctx: EvalContext) -> Evaluation:
+        if rule.condition is None or ctx.event_type not in rule.on:
+            return evaluate(rule, ctx)  # no leaves to skip: as cheap either way
+        entry = self._steps.get(id(rule))
+        if entry is None or entry[0] is not rule:
+            entry = self._steps[id(rule)] = (rule, compile_rule(rule).steps)
+        if ctx is not self._ctx:  # the memo is valid for one context only
+            self._ctx = ctx
+            self._memo = {}
+        memo = self._memo
+        matched = True
+        try:
+            for step in entry[1]:
+                if not step(ctx, memo):
+                    matched = False  # the later steps still run: one of them may raise
+        except Exception:  # an operator error: evaluate() says which, and how
+            return evaluate(rule, ctx)
+        if matched:
+            return evaluate(rule, ctx)
+        return self._miss(rule, ctx.event_type)
+
+    def _miss(self, rule: Rule, event_type: str) -> Evaluation:
+        key = (id(rule), event_type)
+        miss = self._misses.get(key)
+        if miss is None:
+            miss = self._misses[key] = Evaluation(rule.id, False, (), event_type=event_type,
+                                                  mode=rule.mode.value)
+        return miss
+
+
+def is_untraced(rule: Rule, evaluation: Evaluation) -> bool:
+    """Whether ``evaluation`` is a :class:`QuickEvaluator` not-matched one, without a trace
+    (:func:`rules.evaluate` traces every leaf of a rule that has conditions)."""
+    return (not evaluation.trace and rule.condition is not None and not evaluation.matched
+            and evaluation.error is None and evaluation.skipped is None)
+
+
+def traced(rule: Rule, evaluation: Evaluation, ctx: EvalContext) -> Evaluation:
+    """``evaluation`` with its trace: evaluated again when it was left out.
+
+    ``ctx`` is the event's context; the evaluation may be for another of the event's types
+    (``ticket.solved``), whose context is made as :func:`rules.occurrence.contexts` makes it.
+    """
+    if not is_untraced(rule, evaluation):
+        return evaluation
+    if ctx.event_type != evaluation.event_type:
+        ctx = contexts(ctx, [evaluation.event_type])[evaluation.event_type]
+    return evaluate(rule, ctx)
