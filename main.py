@@ -81,7 +81,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"{args.rules}: no such rules file or directory", file=sys.stderr)
         return 1
     try:
-        rules = load_rule_files([args.rules], **fields)
+        if Path(args.rules).resolve() == config.path:
+            rules = config.rules  # the config's own rules (its rules: and rules_dir)
+        else:
+            rules = load_rule_files([args.rules], **fields)
     except ProblemsError as exc:
         print(exc.render(), file=sys.stderr)
         return 1

@@ -35,14 +35,16 @@ __all__ = [
     "TestReport",
     "load_event",
     "parse_event",
+    "gate_notes",
     "placeholder_namespace",
     "render_report",
     "run_test",
 ]
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +107,58 @@ class _Pending:
     def __getitem__(self, key: Any) -> _Pending:
         return _Pending(f"{self._name}.{key}")
 
+    def __iter__(self) -> Iterator[_Pending]:
+        # Iterating (``window.tickets | join(', ')``) yields the placeholder itself, once; without
+        # this, Python would iterate through __getitem__ forever.
+        yield self
+
     def __str__(self) -> str:
         return f"<{self._name}>"
 
     __repr__ = __str__
 
 
-def placeholder_namespace(ctx: EvalContext) -> dict[str, Any]:
-    """``ctx.namespace()`` plus a placeholder for every action result namespace (``jira``)."""
+def placeholder_namespace(ctx: EvalContext, rule: Rule | None = None) -> dict[str, Any]:
+    """``ctx.namespace()`` plus a placeholder for every action result namespace (``jira``),
+    and for ``window`` when ``rule`` has one (what it holds is known only when it fires)."""
     namespace = ctx.namespace()
     for spec in ACTIONS.values():
         if spec.produces and spec.produces not in namespace:
             namespace[spec.produces] = _Pending(spec.produces)
+    if rule is not None and rule.window is not None:
+        namespace["window"] = _Pending("window")
     return namespace
+
+
+def gate_notes(rule: Rule) -> list[str]:
+    """What a single event cannot tell about ``rule``'s window and throttle, in plain words."""
+    notes: list[str] = []
+    if rule.window is not None:
+        window = rule.window
+        group = f", counted per {window.group_by}" if window.group_by else ""
+        notes.append(f"window: this match counts toward {window.count} ticket(s) within "
+                     f"{_duration(window.within)}{group}; the rule fires once when the count is "
+                     "reached (one event alone cannot tell) — the actions below are what would "
+                     "run then")
+    if rule.throttle is not None:
+        limits = []
+        if rule.throttle.once_until_resolved:
+            limits.append("once per ticket until it is solved or closed")
+        if rule.throttle.at_most is not None:
+            at_most = rule.throttle.at_most
+            by = f" per {at_most.by}" if at_most.by else ""
+            limits.append(f"at most {at_most.count} per {_duration(at_most.per)}{by}")
+        notes.append(f"throttle: fires {' and '.join(limits)}; earlier fires are not known "
+                     "in a test (use backtest for that)")
+    return notes
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # -- the event file ----------------------------------------------------------------------------
@@ -440,7 +481,7 @@ def run_test(rules: RuleSet, ctx: EvalContext) -> TestReport:
             continue
         actions: tuple[PlannedAction, ...] = ()
         if evaluation.matched:
-            namespace = placeholder_namespace(by_type[evaluation.event_type])
+            namespace = placeholder_namespace(by_type[evaluation.event_type], rule)
             actions = _plan_actions(rule, namespace)
         outcomes.append(RuleOutcome(rule, evaluation, actions))
     return TestReport(ctx, tuple(outcomes), types)
@@ -495,6 +536,7 @@ def render_report(report: TestReport) -> str:
             continue
         if rule.mode is Mode.SHADOW:
             lines.append("  shadow mode: these actions would be recorded, not executed")
+        lines += [f"  {note}" for note in gate_notes(rule)]
         lines.append("  actions that would run:" if outcome.actions else "  (no actions)")
         for action in outcome.actions:
             after = f" (after {action.depends_on_action})" if action.depends_on_action else ""
@@ -512,5 +554,5 @@ def render_report(report: TestReport) -> str:
                                        if matched else ".")]
     if any(a.params or a.error for o in matched for a in o.actions):
         lines.append("Results of earlier actions are not known in a test: they show as "
-                     "<jira.key> and the like.")
+                     "<jira.key> and the like (a window's figures as <window.count>).")
     return "\n".join(lines)

@@ -242,3 +242,36 @@ def test_cli_test_bad_rules_exit_1(tmp_path):
     assert f"{rules_file}:" in done.stderr and "containz" in done.stderr
     missing = run_cli("test", str(tmp_path / "none.yaml"), str(ev))
     assert missing.returncode == 1 and "no such rules file" in missing.stderr
+
+
+GATED = dedent("""\
+    rules:
+      - id: spike
+        on: [ticket.updated]
+        if: {field: ticket.tags, op: contains, value: bug_confirmed}
+        window: {count: 5, within: 15m, group_by: ticket.fields.error_code}
+        throttle: {once_until_resolved: true, at_most: {count: 2, per: 1h}}
+        then:
+          - zendesk.update:
+              note: "{{ window.count }} tickets: {{ window.tickets | join(', ') }}"
+    """)
+
+
+def test_a_gated_rule_says_what_one_event_cannot_tell_and_renders_window_placeholders(
+        tmp_path):
+    path = write(tmp_path / "gated.yaml", GATED)
+    report = render_report(run_test(load_rule_files([path], custom_fields=CUSTOM),
+                                    parse_event(event(), custom_fields=CUSTOM)))
+    assert ("window: this match counts toward 5 ticket(s) within 15m, counted per "
+            "ticket.fields.error_code; the rule fires once when the count is reached") in report
+    assert ("throttle: fires once per ticket until it is solved or closed and at most 2 per 1h"
+            in report)
+    assert "note: '<window.count> tickets: <window.tickets>'" in report
+
+
+def test_cli_test_takes_the_config_itself_for_its_rules(tmp_path):
+    ev = write(tmp_path / "ev.json", event())
+    done = run_cli("test", "config.yaml", str(ev), "--config", "config.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "✓ rule confirmed-bug-to-jira matched" in done.stdout
+    assert "rule login-outage" not in done.stdout  # listens to ticket.created only
