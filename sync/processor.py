@@ -59,11 +59,11 @@ _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
     outbox.c.status == "pending")
 _DECISION = sa.insert(decisions)
-_DIFF_IGNORE = ("updated_at", "url")
+_SEQUENCES = (list, tuple)
 
 
 def _norm(value: Any) -> Any:
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCES):
         return sorted(str(v) for v in value)
     return value
 
@@ -77,7 +77,15 @@ def _plain_tags(tags: Any) -> list[str]:
 #: are not changes; ``tags`` and ``created_at`` have their own cases, custom fields come last).
 _DIFFED = ("id", "created_at", "subject", "description", "status", "priority", "type", "tags",
            "requester_id", "organization_id", "assignee_id", "group_id")
-_SEQUENCES = (list, tuple)
+
+
+def _as_dict_value(key: str, value: Any) -> Any:
+    """An attribute as ``Ticket.to_dict()`` gives it, marker tags left out."""
+    if key == "created_at":
+        return format_time(value) if value else None
+    if key == "tags":
+        return _plain_tags(value)
+    return value
 
 
 def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
@@ -86,32 +94,38 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
     Values are those of ``Ticket.to_dict()`` (``created_at`` as text, ``tags`` as a list without
     marker tags); list values compare as sets of their text.
     """
-    # Read from the attributes rather than from two to_dict() copies: this runs for every event
-    # (every record of a backtest), and only a changed created_at needs formatting.
+    # Read from the attributes rather than from two to_dict() copies, and compare only what
+    # differs: this runs for every event (every record of a backtest).
     changes: dict[str, Change] = {}
+    if before is None:  # every value that is set is a change (None -> value)
+        for key in _DIFFED:
+            value = _as_dict_value(key, getattr(after, key))
+            if value is not None:
+                changes[key] = Change(None, value)
+        for name in sorted(after.custom_fields):
+            value = after.custom_fields[name]
+            if value is not None:
+                changes[f"fields.{name}"] = Change(None, value)
+        return changes
     for key in _DIFFED:
-        value = getattr(after, key)
-        was = getattr(before, key) if before is not None else None
-        if key == "created_at":
-            if was == value:  # the same instant formats the same
-                continue
-            was = format_time(was) if was else None
-            value = format_time(value) if value else None
-        elif key == "tags":
-            if before is not None and was == value and all(type(t) is str for t in value):
-                continue  # equal tuples of text: equal without marker tags, equal as sets
-            was = _plain_tags(was) if before is not None else None
-            value = _plain_tags(value)
-        elif was == value and not isinstance(was, _SEQUENCES) \
-                and not isinstance(value, _SEQUENCES):
-            continue
+        was, value = getattr(before, key), getattr(after, key)
+        if was == value:
+            if key == "tags":
+                if all(type(t) is str for t in value):
+                    continue  # equal texts: equal without marker tags, equal as sets
+            elif key == "created_at" or not (isinstance(was, _SEQUENCES)
+                                             or isinstance(value, _SEQUENCES)):
+                continue  # equal values (the same instant formats the same)
+        was, value = _as_dict_value(key, was), _as_dict_value(key, value)
         if _norm(was) != _norm(value):
             changes[key] = Change(was, value)
-    old_fields: Mapping[str, Any] = before.custom_fields if before is not None else {}
-    new_fields = after.custom_fields
+    old_fields, new_fields = before.custom_fields, after.custom_fields
     for name in sorted(set(old_fields) | set(new_fields)):
-        if _norm(old_fields.get(name)) != _norm(new_fields.get(name)):
-            changes[f"fields.{name}"] = Change(old_fields.get(name), new_fields.get(name))
+        was, value = old_fields.get(name), new_fields.get(name)
+        if was == value and not (isinstance(was, _SEQUENCES) or isinstance(value, _SEQUENCES)):
+            continue
+        if _norm(was) != _norm(value):
+            changes[f"fields.{name}"] = Change(was, value)
     return changes
 
 

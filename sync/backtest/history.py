@@ -93,6 +93,7 @@ class TicketHistory:
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE ticket (id INTEGER PRIMARY KEY, entry BLOB NOT NULL)")
         self._spilled = 0
+        self._spilled_max = 0
 
     @property
     def spilled(self) -> int:
@@ -104,8 +105,8 @@ class TicketHistory:
         if entry is not None:
             self._recent.move_to_end(ticket_id)
             return entry
-        if not self._spilled:
-            return None
+        if not self._spilled or ticket_id > self._spilled_max:
+            return None  # never evicted (Zendesk's ids grow: a new ticket skips the lookup)
         blob = self._pending.get(ticket_id)
         if blob is None:
             row = self._db.execute("SELECT entry FROM ticket WHERE id = ?",
@@ -124,6 +125,8 @@ class TicketHistory:
             old_id, old = recent.popitem(last=False)
             self._pending[old_id] = _encode(old)
             self._spilled += 1
+            if old_id > self._spilled_max:
+                self._spilled_max = old_id
             if len(self._pending) >= SPILL_BATCH:
                 self._flush()
 

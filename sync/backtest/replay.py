@@ -26,7 +26,7 @@ from __future__ import annotations
 
 __all__ = ["Replay", "ReplayEvent", "SideResult", "Skip"]
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,7 +40,7 @@ from sync.actions import MARKER_PREFIX
 from sync.processor import CREATE_BUG, diff_tickets, subtract_own, ticket_context
 
 from .history import TicketEntry, TicketHistory
-from .quick import QuickEvaluator
+from .quick import QuickEvaluator, is_untraced
 
 #: ``event.source`` of replayed events: the export is what the poller reads.
 SOURCE = "poll"
@@ -83,7 +83,42 @@ def _pending_links(rule: Rule, intents: Sequence[Any]) -> list[str]:
 
 
 def _with_links(links: tuple[str, ...], pending: list[str]) -> tuple[str, ...]:
+    if not pending:
+        return links
     return (*links, *(key for key in pending if key not in links))
+
+
+class _Namespace(Mapping[str, Any]):
+    """``ctx.namespace()``, built when first read.
+
+    What the templates of a matched rule's intents render against. A backtest plans intents but
+    renders none, so most namespaces are never read, and building one costs more than deciding
+    every rule of the event; a diff, a window's ``after_quiet`` or a test that reads it gets
+    exactly ``ctx.namespace()``.
+    """
+
+    __slots__ = ("_ctx", "_data")
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self._ctx = ctx
+        self._data: dict[str, Any] | None = None
+
+    def _built(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._ctx.namespace()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 class Replay:
@@ -106,6 +141,8 @@ class Replay:
         self.evaluate = evaluator if evaluator is not None else QuickEvaluator()
         self._no_links: tuple[tuple[str, ...], ...] = tuple(() for _ in self.rule_sets)
         self._for_event: list[dict[str, tuple[Rule, ...]]] = [{} for _ in self.rule_sets]
+        #: Not-fired outcomes of shared (untraced) not-matched evaluations, by their id.
+        self._outcomes: dict[int, Outcome] = {}
 
     def _event_type(self, ticket: Ticket, previous: TicketEntry | None) -> str:
         if previous is not None:
@@ -162,12 +199,8 @@ class Replay:
             else:
                 per_type = contexts(ctx, types)
                 evaluations = evaluate_once(rule_set, per_type, evaluator=self.evaluate)
-                by_type = {t: (c, c.namespace()) for t, c in per_type.items()}
-            # The namespace is only read for matched rules; building it costs as much as the
-            # evaluation itself, so an event nothing matched skips it.
-            namespace = ctx.namespace() if any(e.matched for _, e in evaluations) else {}
-            follow_ups, outcomes = settle_event(rule_set, evaluations, ctx, self.states[side],
-                                                event_key, namespace, contexts=by_type)
+                by_type = {t: (c, _Namespace(c)) for t, c in per_type.items()}
+            follow_ups, outcomes = self._settle(side, evaluations, ctx, event_key, by_type)
             pending: list[str] = []
             for follow in follow_ups:  # live writes follow-ups' intents first
                 keys = _pending_links(follow.rule, follow.intents)
@@ -184,6 +217,34 @@ class Replay:
             sides.append(SideResult(ctx, tuple(follow_ups), tuple(outcomes)))
         self.history.put(ticket.id, TicketEntry(ticket, tuple(new_links)))
         return ReplayEvent(ticket.id, event_type, ticket.updated_at, event_key, tuple(sides))
+
+    def _settle(self, side: int, evaluations: list[tuple[Rule, Evaluation]], ctx: EvalContext,
+                event_key: str, by_type: dict[str, tuple[EvalContext, _Namespace]] | None,
+                ) -> tuple[list[FollowUp], list[Outcome]]:
+        """``settle_event`` of the event's evaluations, in order.
+
+        Only the matched evaluations go through it: one that did not match settles as a
+        not-fired :class:`Outcome` and touches no state (``rules.engine.settle``), so for the
+        shared not-matched evaluations of the quick evaluator that outcome is made once.
+        """
+        matched = [pair for pair in evaluations if pair[1].matched]
+        follow_ups, settled = settle_event(self.rule_sets[side], matched, ctx, self.states[side],
+                                           event_key, _Namespace(ctx), contexts=by_type)
+        if len(matched) == len(evaluations):
+            return follow_ups, settled
+        fired = iter(settled)
+        return follow_ups, [next(fired) if evaluation.matched else self._unmatched(rule, evaluation)
+                            for rule, evaluation in evaluations]
+
+    def _unmatched(self, rule: Rule, evaluation: Evaluation) -> Outcome:
+        if not is_untraced(rule, evaluation):
+            return Outcome(rule, evaluation, False)
+        cached = self._outcomes.get(id(evaluation))
+        if cached is None or cached.evaluation is not evaluation:
+            if len(self._outcomes) >= 4096:  # another evaluator's fresh evaluations
+                self._outcomes.clear()
+            cached = self._outcomes[id(evaluation)] = Outcome(rule, evaluation, False)
+        return cached
 
     def _link_other(self, ticket_id: int, side: int, keys: list[str]) -> None:
         """A window follow-up planned a bug for the episode's last ticket, not this one."""

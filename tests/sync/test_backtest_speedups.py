@@ -20,8 +20,9 @@ from connectors.models import Ticket, format_time, parse_time
 from connectors.zendesk_records import ticket_from_api
 from rules import Change
 from sync.actions import MARKER_PREFIX
-from sync.backtest import ProblemLog, read_export
+from sync.backtest import ProblemLog, TicketHistory, read_export
 from sync.backtest import records as records_module
+from sync.backtest.history import TicketEntry
 from sync.processor import diff_tickets, ticket_context
 
 FIELD_IDS = {"error_code": 360001, "product_area": 360002, "environment": 360006}
@@ -253,3 +254,30 @@ def test_the_export_reader_builds_exactly_what_ticket_from_api_builds(
     assert problems.count == len(expected) > 100
     assert [(p.where, p.message) for p in problems.kept] == expected
     assert problems.kinds["malformed record"] > 100
+
+
+def test_the_ticket_history_remembers_like_a_dict_whatever_the_order_of_ids(tmp_path: Path):
+    rng = random.Random(17)
+    model: dict[int, TicketEntry] = {}
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with TicketHistory(cache=50, directory=tmp_path) as history:
+        for step in range(20_000):
+            # Mostly new, growing ids (as Zendesk's), some old ones, some odd ones.
+            ticket_id = rng.choice((step + 1_000, step + 1_000, rng.randint(1, step + 1_000),
+                                    rng.randint(-5, 5)))
+            if rng.random() < 0.5:
+                got = history.get(ticket_id)
+                want = model.get(ticket_id)
+                assert (got is None) == (want is None), ticket_id
+                if got is not None and want is not None:
+                    assert got.ticket.to_dict() == want.ticket.to_dict()
+                    assert got.links == want.links
+            else:
+                entry = TicketEntry(Ticket(ticket_id, at + timedelta(seconds=step),
+                                           tags=(f"t{step}",)), ((f"pending:{step}",),))
+                history.put(ticket_id, entry)
+                model[ticket_id] = entry
+        assert history.spilled > 5_000
+        for ticket_id, want in model.items():
+            got = history.get(ticket_id)
+            assert got is not None and got.links == want.links, ticket_id
