@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 import io
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,16 +42,16 @@ import ijson
 import orjson
 
 from connectors.errors import SwitchboardError
-from connectors.models import Ticket, parse_time
-from connectors.zendesk_records import ticket_from_api
+from connectors.models import Ticket
 
-#: Lines longer than this are refused as records (and skipped without being held in memory).
-MAX_LINE_BYTES = 16 * 1024 * 1024
+from . import stage
+from .parsing import MAX_LINE_BYTES, Progress, TicketBuilder, jsonl_tickets, ticket_of
+
 #: How many problems are kept with their position; the rest are only counted.
 KEEP_PROBLEMS = 20
+#: JSONL exports at least this big are parsed by a parse stage (a child process) when possible.
+PARSE_STAGE_BYTES = 32 * 1024 * 1024
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
-#: Errors a malformed record can raise while being turned into a :class:`Ticket`.
-_RECORD_ERRORS = (ValueError, TypeError, OverflowError, OSError, KeyError)
 
 
 class InputError(Exception):
@@ -91,130 +92,6 @@ class ProblemLog:
             self.kept.append(RecordProblem(where, message))
 
 
-Progress = Callable[[int], None]
-
-
-class _Unusual(Exception):
-    """A record of a shape the quick path leaves to :func:`ticket_from_api`."""
-
-
-def _quick_id(value: Any) -> int | None:
-    """A related id as ``ticket_from_api`` reads it (lenient: ``None`` unless positive)."""
-    if value is None:
-        return None
-    if type(value) is int:
-        return value if value > 0 else None
-    raise _Unusual
-
-
-def _quick_text(value: Any) -> str | None:
-    """status / priority / type as ``ticket_from_api`` reads them (lower case)."""
-    if type(value) is str:
-        return value.lower() if value else None
-    if value is None:
-        return None
-    raise _Unusual
-
-
-def _quick_time(value: Any) -> Any:
-    if type(value) is str:
-        return parse_time(value)
-    if value is None:
-        return None
-    raise _Unusual
-
-
-class _Builder:
-    """Tickets from parsed records, exactly as :func:`ticket_from_api` makes them.
-
-    Records shaped as Zendesk writes them (an integer id, times as text, text where text
-    belongs, integer ids, a list of ``{"id", "value"}`` custom fields with integer ids) are built
-    directly, at a fraction of the general path's cost; any other shape goes through
-    :func:`ticket_from_api` itself, which also says what is wrong with a malformed record.
-    """
-
-    def __init__(self, field_ids: Mapping[str, int], agent_url_base: str) -> None:
-        self.field_ids = field_ids
-        self.agent_url_base = agent_url_base
-        self.names = {int(field_id): name for name, field_id in field_ids.items()}
-        self.url_base = f"{agent_url_base.rstrip('/')}/agent/tickets/"
-
-    def __call__(self, data: dict[str, Any]) -> Ticket:
-        try:
-            return self._quick(data)
-        except (_Unusual, *_RECORD_ERRORS):
-            # Another shape, or malformed: the general path reads it, or raises what is wrong.
-            return ticket_from_api(data, field_ids=self.field_ids,
-                                   agent_url_base=self.agent_url_base)
-
-    def _quick(self, data: dict[str, Any]) -> Ticket:
-        get = data.get
-        ticket_id = get("id")
-        if type(ticket_id) is not int or ticket_id <= 0:
-            raise _Unusual
-        updated_at = _quick_time(get("updated_at"))
-        created_at = _quick_time(get("created_at"))
-        subject = get("subject") or get("raw_subject") or ""
-        description = get("description") or ""
-        tags = get("tags")
-        if updated_at is None or type(subject) is not str or type(description) is not str:
-            raise _Unusual
-        if tags is not None:
-            if type(tags) is not list:
-                raise _Unusual
-            for tag in tags:
-                if type(tag) is not str:
-                    raise _Unusual
-        raw_fields = get("custom_fields")
-        if raw_fields is None:
-            raw_fields = get("fields")
-        custom: dict[str, Any] = {}
-        if raw_fields is not None:
-            if type(raw_fields) is not list:
-                raise _Unusual
-            names = self.names
-            for item in raw_fields:
-                if type(item) is not dict or type(field_id := item.get("id")) is not int:
-                    raise _Unusual
-                name = names.get(field_id)
-                if name is not None:
-                    custom[name] = item.get("value")
-        return Ticket(ticket_id, updated_at, created_at, subject, description,
-                      _quick_text(get("status")), _quick_text(get("priority")),
-                      _quick_text(get("type")), tuple(tags) if tags else (),
-                      _quick_id(get("requester_id")), _quick_id(get("organization_id")),
-                      _quick_id(get("assignee_id")), _quick_id(get("group_id")), custom,
-                      f"{self.url_base}{ticket_id}")
-
-
-def _ticket(data: Any, where: str, build: _Builder, problems: ProblemLog) -> Ticket | None:
-    if not isinstance(data, dict):
-        problems.add(where, f"a ticket record must be a JSON object, not {type(data).__name__}",
-                     "not an object")
-        return None
-    if "id" not in data:
-        problems.add(where, "no 'id'", "no id")
-        return None
-    if data.get("updated_at") in (None, ""):
-        problems.add(where, f"ticket {data.get('id')!r}: no 'updated_at'", "no updated_at")
-        return None
-    try:
-        return build(data)
-    except _RECORD_ERRORS as exc:
-        problems.add(where, f"ticket {data.get('id')!r}: {exc}", "malformed record")
-        return None
-
-
-def _records_of_line(data: Any) -> list[Any]:
-    """A JSONL line's records: a ticket, ``{"ticket": {...}}`` or a page ``{"tickets": [...]}``."""
-    if isinstance(data, dict):
-        if isinstance(data.get("tickets"), list) and "id" not in data:
-            return list(data["tickets"])
-        if isinstance(data.get("ticket"), dict) and "id" not in data:
-            return [data["ticket"]]
-    return [data]
-
-
 def _first_bytes(handle: BinaryIO) -> bytes:
     """The first non-blank bytes of the file (up to 64 KiB), leaving the position at 0."""
     head = handle.read(65536)
@@ -222,42 +99,7 @@ def _first_bytes(handle: BinaryIO) -> bytes:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")
 
 
-def _jsonl(handle: BinaryIO, build: _Builder, problems: ProblemLog,
-           progress: Progress | None) -> Iterator[Ticket]:
-    position = 0
-    lineno = 0
-    while True:
-        line = handle.readline(MAX_LINE_BYTES)
-        if not line:
-            return
-        lineno += 1
-        position += len(line)
-        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # skip the rest of an oversized line without holding it
-                rest = handle.readline(MAX_LINE_BYTES)
-                position += len(rest)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            problems.add(f"line {lineno}", f"longer than {MAX_LINE_BYTES} bytes", "too long")
-            continue
-        if progress is not None and lineno % 4096 == 0:
-            progress(position)
-        if not line.strip():
-            continue
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            problems.add(f"line {lineno}", f"not valid JSON: {exc}", "not JSON")
-            continue
-        for item in _records_of_line(data):
-            ticket = _ticket(item, f"line {lineno}", build, problems)
-            if ticket is not None:
-                yield ticket
-    if progress is not None:
-        progress(position)
-
-
-def _document(handle: BinaryIO, prefix: str, build: _Builder, problems: ProblemLog,
+def _document(handle: BinaryIO, prefix: str, build: TicketBuilder, problems: ProblemLog,
               progress: Progress | None) -> Iterator[Ticket]:
     index = 0
     try:
@@ -265,7 +107,7 @@ def _document(handle: BinaryIO, prefix: str, build: _Builder, problems: ProblemL
             index += 1
             if progress is not None and index % 4096 == 0:
                 progress(handle.tell())
-            ticket = _ticket(item, f"record {index}", build, problems)
+            ticket = ticket_of(item, f"record {index}", build, problems)
             if ticket is not None:
                 yield ticket
     except ijson.JSONError as exc:
@@ -274,13 +116,19 @@ def _document(handle: BinaryIO, prefix: str, build: _Builder, problems: ProblemL
 
 
 def read_export(path: str | Path, *, field_ids: Mapping[str, int], agent_url_base: str,
-                problems: ProblemLog, progress: Progress | None = None) -> Iterator[Ticket]:
+                problems: ProblemLog, progress: Progress | None = None,
+                parse_stage: bool | None = None) -> Iterator[Ticket]:
     """Stream the tickets of an export file, in file order.
 
     ``progress`` is called now and then with the number of bytes read. Malformed records go to
     ``problems`` and are skipped. Raises :class:`InputError` when the file cannot be opened, is
     empty or is not JSON at all (before yielding anything), :class:`IncompleteHistory` when a
-    JSON document breaks halfway.
+    JSON document breaks halfway (or the parse stage dies).
+
+    ``parse_stage``: parse a JSONL export in a child process (:mod:`.stage`) while the caller
+    works on the records — the same tickets and problems, in the same order. ``None`` (default):
+    for files of :data:`PARSE_STAGE_BYTES` or more, when :func:`.stage.available`. The child
+    starts here, before the first record is asked for.
     """
     path = Path(path)
     try:
@@ -296,9 +144,15 @@ def read_export(path: str | Path, *, field_ids: Mapping[str, int], agent_url_bas
         handle.close()
         raise InputError(f"{path}: the export is empty")
     first = head[:1]
-    build = _Builder(field_ids, agent_url_base)
+    build = TicketBuilder(field_ids, agent_url_base)
     if path.suffix.lower() in _JSONL_SUFFIXES or (first == b"{" and _one_line_object(handle)):
-        records = _jsonl(handle, build, problems, progress)
+        if parse_stage is None:
+            parse_stage = _size(handle) >= PARSE_STAGE_BYTES and stage.available()
+        if parse_stage:
+            handle.close()
+            return _staged(stage.ParseStage(path, field_ids=field_ids,
+                                            agent_url_base=agent_url_base), problems, progress)
+        records = jsonl_tickets(handle, build, problems, progress)
     elif first == b"[":
         records = _document(handle, "item", build, problems, progress)
     elif first == b"{":
@@ -308,6 +162,25 @@ def read_export(path: str | Path, *, field_ids: Mapping[str, int], agent_url_bas
         raise InputError(f"{path}: not a JSON or JSONL ticket export (it starts with "
                          f"{head[:20]!r})")
     return _closing(records, handle)
+
+
+def _size(handle: BinaryIO) -> int:
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0
+
+
+def _staged(parse: stage.ParseStage, problems: ProblemLog,
+            progress: Progress | None) -> Iterator[Ticket]:
+    count = 0
+    try:
+        for ticket in parse.tickets(problems, progress):
+            count += 1
+            yield ticket
+    except EOFError as exc:
+        raise IncompleteHistory(f"the parse stage stopped unexpectedly after {count} "
+                                "record(s)", f"record {count}") from exc
 
 
 def _one_line_object(handle: BinaryIO) -> bool:

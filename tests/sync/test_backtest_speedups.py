@@ -232,24 +232,25 @@ def _general(record: dict[str, Any]) -> Any:
         return f"ticket {record.get('id')!r}: {exc}"
 
 
-@pytest.mark.parametrize("shape", ["jsonl", "json"])
+@pytest.mark.parametrize("shape", ["jsonl", "json", "jsonl, parse stage"])
 def test_the_export_reader_builds_exactly_what_ticket_from_api_builds(
         tmp_path: Path, shape: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(records_module, "KEEP_PROBLEMS", 10_000)  # keep every message
-    rng = random.Random(11 if shape == "jsonl" else 12)
+    rng = random.Random(12 if shape == "json" else 11)
     records = [_record(rng, n) for n in range(1, 3001)]
-    if shape == "jsonl":
+    if shape.startswith("jsonl"):
         path = tmp_path / "export.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     else:
         path = tmp_path / "export.json"
         path.write_text(json.dumps(records), encoding="utf-8")
     problems = ProblemLog()
-    got = list(read_export(path, field_ids=FIELD_IDS, agent_url_base=AGENT, problems=problems))
+    got = list(read_export(path, field_ids=FIELD_IDS, agent_url_base=AGENT, problems=problems,
+                           parse_stage="stage" in shape))
     want = [_general(r) for r in records]
     assert got == [w for w in want if isinstance(w, Ticket)]
     assert sum(isinstance(w, Ticket) for w in want) > 1000
-    where = "line" if shape == "jsonl" else "record"
+    where = "record" if shape == "json" else "line"
     expected = [(f"{where} {n}", w) for n, w in enumerate(want, 1) if isinstance(w, str)]
     assert problems.count == len(expected) > 100
     assert [(p.where, p.message) for p in problems.kept] == expected
