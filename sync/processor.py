@@ -34,7 +34,7 @@ from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_
 from rules import Change, EvalContext, RuleSet, evaluate, render_params
 from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
 from rules.engine import FollowUp, Outcome, settle_event, sweep
-from rules.model import Condition, FieldCondition, Mode, Not, Rule, thaw
+from rules.model import Mode, Rule, condition_fields, thaw
 from rules.occurrence import COMMENT_ADDED, contexts, evaluate_once, event_types
 from rules.partial import judge
 from rules.planner import ActionIntent
@@ -158,16 +158,6 @@ def ticket_context(ticket: Ticket, event_type: str, changes: Mapping[str, Change
                        # Durations (older_than / within) count back from when the event
                        # reached Switchboard, so a replay or backtest decides the same.
                        now=now, requester=requester, organization=organization)
-
-
-def _condition_fields(condition: Condition | None) -> set[str]:
-    if condition is None:
-        return set()
-    if isinstance(condition, FieldCondition):
-        return {condition.field}
-    if isinstance(condition, Not):
-        return _condition_fields(condition.condition)
-    return set().union(*(_condition_fields(c) for c in condition.conditions))
 
 
 def _ticket_path(path: str) -> str:
@@ -410,7 +400,7 @@ class EventProcessor:
         # What the rules that match, or may match, read (conditions and templates) and the
         # event lacks; nothing at all when none may match.
         used = {f for r in [*undecided, *matched]
-                for f in _condition_fields(r.condition) | r.fields_used if unknown(f)}
+                for f in condition_fields(r.condition) | r.fields_used if unknown(f)}
         if undecided:
             why = f"rule {', '.join(r.id for r in undecided)} may match, depending on"
         else:

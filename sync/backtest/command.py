@@ -28,7 +28,7 @@ from rich.console import Console
 
 from connectors.models import Ticket, parse_time
 from rules import RuleSet
-from rules.model import Condition, FieldCondition, Mode, Not
+from rules.model import Mode, condition_fields
 from sync.config import LoadedConfig
 
 from .records import InputError, ProblemLog, read_export, read_incremental
@@ -81,23 +81,13 @@ def _people_fields(config: LoadedConfig) -> dict[str, tuple[str, ...]]:
             "organization_fields": tuple(zendesk.organization_fields)}
 
 
-def _reads(condition: Condition | None) -> set[str]:
-    if condition is None:
-        return set()
-    if isinstance(condition, FieldCondition):
-        return {condition.field}
-    if isinstance(condition, Not):
-        return _reads(condition.condition)
-    return set().union(*(_reads(c) for c in condition.conditions))
-
-
 def _warn_unreplayable(rules: RuleSet, err: TextIO) -> None:
     """Say which rules a history of ticket records cannot judge as live would: it carries no
     requester, organization or comments (they read as null here)."""
     for rule in rules:
         if rule.mode is Mode.OFF:
             continue
-        blind = sorted(f for f in _reads(rule.condition)
+        blind = sorted(f for f in condition_fields(rule.condition)
                        if f.startswith(("requester.", "organization.", "comment.")))
         comments = "ticket.comment_added" in rule.on
         if blind or comments:
