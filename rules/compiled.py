@@ -75,7 +75,7 @@ _KNOWN: dict[Op, Any] = {
     Op.CONTAINS_ALL: ops.contains_all, Op.CONTAINS_NONE: ops.contains_none,
     Op.EXISTS: ops.exists, Op.CHANGED: ops.changed, Op.CHANGED_TO: ops.changed_to,
     Op.CHANGED_FROM: ops.changed_from, Op.MATCHES: ops.matches, Op.GT: ops.gt, Op.GTE: ops.gte,
-    Op.LT: ops.lt, Op.LTE: ops.lte,
+    Op.LT: ops.lt, Op.LTE: ops.lte, Op.OLDER_THAN: ops.older_than, Op.WITHIN: ops.within,
 }
 
 
