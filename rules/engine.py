@@ -33,6 +33,7 @@ __all__ = [
     "RESOLVED_STATUSES",
     "RuleState",
     "decide",
+    "format_duration",
     "settle",
     "settle_event",
     "sweep",
@@ -168,7 +169,8 @@ class FollowUp:
                 "window": dict(self.namespace.get("window", {})), "conditions": []}
 
 
-def _fmt(delta: timedelta) -> str:
+def format_duration(delta: timedelta) -> str:
+    """``timedelta(minutes=15)`` -> ``15m``: the largest unit that divides it (w, d, h, m, s)."""
     seconds = int(delta.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
@@ -200,8 +202,8 @@ def window_namespace(rule: Rule, episode: Episode) -> dict[str, Any]:
     assert rule.window is not None
     return {
         "count": episode.count, "group": None if episode.group == ALL else episode.group,
-        "tickets": list(episode.tickets), "within": _fmt(rule.window.within),
-        "quiet_for": _fmt(rule.window.quiet), "opened_at": _iso(episode.opened_at),
+        "tickets": list(episode.tickets), "within": format_duration(rule.window.within),
+        "quiet_for": format_duration(rule.window.quiet), "opened_at": _iso(episode.opened_at),
         "last_match_at": _iso(episode.last_match_at),
     }
 
@@ -239,8 +241,9 @@ def sweep(rules: RuleSet | Sequence[Rule], state: RuleState, at: datetime) -> li
         if rule.after_quiet and rule.mode is not Mode.OFF:
             intents = plan(dataclasses.replace(rule, actions=rule.after_quiet),
                            _quiet_key(episode))
-        reason = (f"window group {window['group'] or '(all)'} quiet for {_fmt(quiet)} since "
-                  f"{window['last_match_at']}: episode over after {episode.count} ticket(s)")
+        reason = (f"window group {window['group'] or '(all)'} quiet for "
+                  f"{format_duration(quiet)} since {window['last_match_at']}: episode over "
+                  f"after {episode.count} ticket(s)")
         done.append(FollowUp(rule, episode, episode.last_match_at + quiet, namespace, intents,
                              reason))
     return done
@@ -304,10 +307,10 @@ def _window_gate(rule: Rule, ctx: EvalContext, state: RuleState, at: datetime,
     count = len(tickets)
     if count < window.count:
         return False, (f"window group {label}: {count} of {window.count} tickets within "
-                       f"{_fmt(window.within)}; not fired yet"), None
+                       f"{format_duration(window.within)}; not fired yet"), None
     opened = Episode(rule.id, group, at, at, count, tuple(tickets[:MAX_EPISODE_TICKETS]),
                      namespace)
-    return True, (f"window group {label}: {count} tickets within {_fmt(window.within)} "
+    return True, (f"window group {label}: {count} tickets within {format_duration(window.within)} "
                   f"(threshold {window.count}); fired"), opened
 
 
@@ -341,8 +344,9 @@ def _throttle_gate(rule: Rule, ctx: EvalContext, state: RuleState,
         fired = state.fire_count(rule.id, at_most, since)
         if fired >= limit.count:
             scope = "" if at_most == ALL else f" for {at_most}"
-            return (f"throttled: fired {fired} time(s) in the last {_fmt(limit.per)}{scope} "
-                    f"(at_most {limit.count} per {_fmt(limit.per)})")
+            per = format_duration(limit.per)
+            return (f"throttled: fired {fired} time(s) in the last {per}{scope} "
+                    f"(at_most {limit.count} per {per})")
     return None
 
 

@@ -44,7 +44,6 @@ __all__ = [
 import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ from .context import (
     EvalContext,
     blank_person,
 )
+from .engine import format_duration
 from .evaluator import Evaluation
 from .events import EVENT_TYPES
 from .model import Mode, Rule, RuleSet
@@ -136,8 +136,9 @@ def gate_notes(rule: Rule) -> list[str]:
     if rule.window is not None:
         window = rule.window
         group = f", counted per {window.group_by}" if window.group_by else ""
+        within = format_duration(window.within)
         notes.append(f"window: this match counts toward {window.count} ticket(s) within "
-                     f"{_duration(window.within)}{group}; the rule fires once when the count is "
+                     f"{within}{group}; the rule fires once when the count is "
                      "reached (one event alone cannot tell) — the actions below are what would "
                      "run then")
     if rule.throttle is not None:
@@ -147,18 +148,10 @@ def gate_notes(rule: Rule) -> list[str]:
         if rule.throttle.at_most is not None:
             at_most = rule.throttle.at_most
             by = f" per {at_most.by}" if at_most.by else ""
-            limits.append(f"at most {at_most.count} per {_duration(at_most.per)}{by}")
+            limits.append(f"at most {at_most.count} per {format_duration(at_most.per)}{by}")
         notes.append(f"throttle: fires {' and '.join(limits)}; earlier fires are not known "
                      "in a test (use backtest for that)")
     return notes
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 # -- the event file ----------------------------------------------------------------------------
