@@ -98,8 +98,15 @@ def diff_tickets(before: Ticket | None, after: Ticket) -> dict[str, Change]:
     # differs: this runs for every event (every record of a backtest).
     changes: dict[str, Change] = {}
     if before is None:  # every value that is set is a change (None -> value)
-        for key in _DIFFED:
-            value = _as_dict_value(key, getattr(after, key))
+        created = after.created_at
+        for key, value in (("id", after.id),
+                           ("created_at", format_time(created) if created else None),
+                           ("subject", after.subject), ("description", after.description),
+                           ("status", after.status), ("priority", after.priority),
+                           ("type", after.type), ("tags", _plain_tags(after.tags)),
+                           ("requester_id", after.requester_id),
+                           ("organization_id", after.organization_id),
+                           ("assignee_id", after.assignee_id), ("group_id", after.group_id)):
             if value is not None:
                 changes[key] = Change(None, value)
         for name in sorted(after.custom_fields):

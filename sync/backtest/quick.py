@@ -23,7 +23,7 @@ from __future__ import annotations
 
 __all__ = ["QuickEvaluator", "is_untraced", "traced"]
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rules import EvalContext, Evaluation, compile_rule, evaluate
@@ -42,39 +42,43 @@ class QuickEvaluator:
     """
 
     def __init__(self) -> None:
-        self._steps: dict[int, tuple[Rule, tuple[Step, ...]]] = {}
-        self._misses: dict[tuple[int, str], Evaluation] = {}
+        #: Per rule and event type: the rule, its steps and its not-matched evaluation.
+        self._plans: dict[tuple[int, str], tuple[Rule, tuple[Step, ...], Evaluation]] = {}
         self._ctx: EvalContext | None = None
         self._memo: dict[int, Any] = {}
 
     def __call__(self, rule: Rule, ctx: EvalContext) -> Evaluation:
-        if rule.condition is None or ctx.event_type not in rule.on:
-            return evaluate(rule, ctx)  # no leaves to skip: as cheap either way
-        entry = self._steps.get(id(rule))
-        if entry is None or entry[0] is not rule:
-            entry = self._steps[id(rule)] = (rule, compile_rule(rule).steps)
+        return self.each((rule,), ctx)[0][1]
+
+    def each(self, rules: Iterable[Rule], ctx: EvalContext) -> list[tuple[Rule, Evaluation]]:
+        """``[(rule, evaluator(rule, ctx)) for rule in rules]``, in one call."""
         if ctx is not self._ctx:  # the memo is valid for one context only
             self._ctx = ctx
             self._memo = {}
-        memo = self._memo
-        matched = True
-        try:
-            for step in entry[1]:
-                if not step(ctx, memo):
-                    matched = False  # the later steps still run: one of them may raise
-        except Exception:  # an operator error: evaluate() says which, and how
-            return evaluate(rule, ctx)
-        if matched:
-            return evaluate(rule, ctx)
-        return self._miss(rule, ctx.event_type)
+        memo, plans, event_type = self._memo, self._plans, ctx.event_type
+        out = []
+        for rule in rules:
+            plan = plans.get((id(rule), event_type))
+            if plan is None or plan[0] is not rule:
+                if rule.condition is None or event_type not in rule.on:
+                    out.append((rule, evaluate(rule, ctx)))  # no leaves to skip
+                    continue
+                plan = self._plan(rule, event_type)
+            matched = True
+            try:
+                for step in plan[1]:
+                    if not step(ctx, memo):
+                        matched = False  # the later steps still run: one of them may raise
+            except Exception:  # an operator error: evaluate() says which, and how
+                matched = True
+            out.append((rule, evaluate(rule, ctx) if matched else plan[2]))
+        return out
 
-    def _miss(self, rule: Rule, event_type: str) -> Evaluation:
-        key = (id(rule), event_type)
-        miss = self._misses.get(key)
-        if miss is None:
-            miss = self._misses[key] = Evaluation(rule.id, False, (), event_type=event_type,
-                                                  mode=rule.mode.value)
-        return miss
+    def _plan(self, rule: Rule, event_type: str) -> tuple[Rule, tuple[Step, ...], Evaluation]:
+        plan = (rule, compile_rule(rule).steps,
+                Evaluation(rule.id, False, (), event_type=event_type, mode=rule.mode.value))
+        self._plans[(id(rule), event_type)] = plan  # holds the rule: its id is not reused
+        return plan
 
 
 def is_untraced(rule: Rule, evaluation: Evaluation) -> bool:

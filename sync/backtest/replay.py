@@ -139,6 +139,7 @@ class Replay:
         self.history = history
         self.start = start
         self.evaluate = evaluator if evaluator is not None else QuickEvaluator()
+        self._quick = self.evaluate if isinstance(self.evaluate, QuickEvaluator) else None
         self._no_links: tuple[tuple[str, ...], ...] = tuple(() for _ in self.rule_sets)
         self._for_event: list[dict[str, tuple[Rule, ...]]] = [{} for _ in self.rule_sets]
         #: Not-fired outcomes of shared (untraced) not-matched evaluations, by their id.
@@ -193,8 +194,9 @@ class Replay:
                                  source=SOURCE, now=ticket.updated_at,
                                  custom_fields=self.custom_fields)
             if len(types) == 1:
-                evaluations = [(rule, self.evaluate(rule, ctx))
-                               for rule in self._rules_for(side, event_type)]
+                rules = self._rules_for(side, event_type)
+                evaluations = (self._quick.each(rules, ctx) if self._quick is not None else
+                               [(rule, self.evaluate(rule, ctx)) for rule in rules])
                 by_type = None
             else:
                 per_type = contexts(ctx, types)
@@ -232,9 +234,17 @@ class Replay:
                                            event_key, _Namespace(ctx), contexts=by_type)
         if len(matched) == len(evaluations):
             return follow_ups, settled
-        fired = iter(settled)
-        return follow_ups, [next(fired) if evaluation.matched else self._unmatched(rule, evaluation)
-                            for rule, evaluation in evaluations]
+        fired, cache = iter(settled), self._outcomes
+        outcomes = []
+        for rule, evaluation in evaluations:
+            if evaluation.matched:
+                outcomes.append(next(fired))
+                continue
+            outcome = cache.get(id(evaluation))
+            if outcome is None or outcome.evaluation is not evaluation:
+                outcome = self._unmatched(rule, evaluation)
+            outcomes.append(outcome)
+        return follow_ups, outcomes
 
     def _unmatched(self, rule: Rule, evaluation: Evaluation) -> Outcome:
         if not is_untraced(rule, evaluation):

@@ -122,8 +122,13 @@ class Tally:
                 continue
             tally.windows_ended += 1
             tally.after_quiet_actions.update(intent.action for intent in follow.intents)
+        rules = self.rules
         for outcome in side.outcomes:
-            self.outcome(outcome, ticket_id)
+            evaluation = outcome.evaluation
+            if evaluation.matched or evaluation.error or outcome.error:
+                self.outcome(outcome, ticket_id)
+            else:  # most of them: evaluated, nothing else to count
+                rules[outcome.rule.id].evaluated += 1
 
 
 @dataclass
