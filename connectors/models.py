@@ -8,12 +8,15 @@ gives them (``error_code``), never by their numeric id.
 from __future__ import annotations
 
 __all__ = [
+    "Alert",
     "BugDraft",
     "Comment",
     "ExportPage",
     "IssueRef",
     "Organization",
     "RemoteLink",
+    "SlackMessage",
+    "SlackPosted",
     "Ticket",
     "TicketPeople",
     "TicketUpdate",
@@ -316,3 +319,47 @@ class RemoteLink:
     application_name: str = "Zendesk"
     application_type: str = "com.zendesk"
     relationship: str = "Zendesk ticket"
+
+
+#: PagerDuty Events API v2 severities (``payload.severity``).
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A PagerDuty Events API v2 trigger: the alert behind one incident, named by ``dedup_key``.
+
+    Later triggers, acknowledges and resolves with the same ``dedup_key`` (through the same
+    routing key) apply to the same open alert; ``links`` are ``(href, text)`` pairs.
+    """
+
+    dedup_key: str
+    summary: str
+    source: str
+    severity: str = "critical"
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = None
+    custom_details: Mapping[str, Any] = field(default_factory=dict)
+    links: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "custom_details", _frozen(self.custom_details))
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """What a Slack message says: ``text`` (always sent: the notification fallback) and
+    optional Block Kit ``blocks``."""
+
+    text: str
+    blocks: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SlackPosted:
+    """A message Slack has: its channel id and ``ts`` (and the thread's root ``ts`` for a reply)."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None = None

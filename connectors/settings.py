@@ -8,13 +8,19 @@ loader (``sync.config``) before these models see the values.
 
 from __future__ import annotations
 
-__all__ = ["HttpSettings", "JiraSettings", "ZendeskSettings"]
+__all__ = [
+    "HttpSettings",
+    "JiraSettings",
+    "PagerDutySettings",
+    "SlackSettings",
+    "ZendeskSettings",
+]
 
 import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -151,3 +157,92 @@ class JiraSettings(_Model):
     @classmethod
     def _https_only(cls, value: str) -> str:
         return _https_url(value)
+
+
+#: A service name as rules use it (``pagerduty.trigger: {service: payments}``).
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class PagerDutySettings(_Model):
+    """PagerDuty Events API v2, reached through the ``pagerduty`` client (httpx2).
+
+    Each service a rule may page has its own integration (routing) key; PagerDuty rate-limits
+    per key, so each key gets its own limiter.
+    """
+
+    routing_keys: dict[str, SecretStr] = Field(
+        min_length=1,
+        description="service name used in rules -> Events API v2 integration key (32 characters)",
+    )
+    default_service: str | None = Field(
+        None, description="the service a rule pages when it names none (default: the only one)"
+    )
+    events_url: str = Field(
+        "https://events.pagerduty.com",
+        description="Events API base URL; https only (the client refuses http; the sandbox "
+        "serves TLS with its own CA, given as http.verify_tls)",
+    )
+    source: str = Field("switchboard", min_length=1,
+                        description="payload.source of every trigger")
+    events_per_minute: int = Field(
+        120, gt=0, description="ceiling per routing key (PagerDuty: about 120 events/min per key)"
+    )
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("routing_keys")
+    @classmethod
+    def _keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        bad = [name for name in value if not SERVICE_NAME.match(name)]
+        if bad:
+            raise ValueError(f"service names are lower-case letters, digits, - and _: "
+                             f"{', '.join(repr(b) for b in bad)}")
+        for name, key in value.items():
+            if not key.get_secret_value().strip():
+                raise ValueError(f"routing key of service {name!r} is empty")
+        return value
+
+    @field_validator("events_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https:// URL: the pagerduty client refuses any other")
+        return value
+
+    @model_validator(mode="after")
+    def _default(self) -> PagerDutySettings:
+        if self.default_service is None:
+            if len(self.routing_keys) == 1:
+                object.__setattr__(self, "default_service", next(iter(self.routing_keys)))
+        elif self.default_service not in self.routing_keys:
+            raise ValueError(f"default_service {self.default_service!r} is not one of "
+                             f"routing_keys ({', '.join(sorted(self.routing_keys))})")
+        return self
+
+
+class SlackSettings(_Model):
+    """A Slack workspace, reached through slack-sdk's ``WebClient`` with a bot token."""
+
+    bot_token: SecretStr
+    base_url: str = Field(
+        "https://slack.com/api/",
+        description="Web API base URL (the sandbox overrides it); https, http only on loopback",
+    )
+    messages_per_minute: int = Field(
+        60, gt=0, description="posts and updates per channel (Slack: about 1 message/s)"
+    )
+    requests_per_minute: int = Field(
+        50, gt=0, description="other Web API calls (conversations.list/history: Tier 2-3)"
+    )
+    find_lookback_seconds: float = Field(
+        86400.0, gt=0,
+        description="after an ambiguous post, how far back the channel is searched for the "
+        "message's idempotency key before posting again",
+    )
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        return _https_url(value) + "/"
