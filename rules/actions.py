@@ -12,8 +12,12 @@ from __future__ import annotations
 __all__ = [
     "ACTIONS",
     "DEFAULT_BUG_DESCRIPTION",
+    "ESCALATION_ACTIONS",
     "ActionSpec",
     "JiraCreateOrLinkBugParams",
+    "PagerDutyIncidentParams",
+    "PagerDutyTriggerParams",
+    "SlackThreadParams",
     "ZendeskUpdateParams",
 ]
 
@@ -95,6 +99,55 @@ class ZendeskUpdateParams(_Params):
         return self
 
 
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Severity = Literal["critical", "error", "warning", "info"]
+Channel = Annotated[str, StringConstraints(
+    pattern=r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,})$")]
+
+#: What names the escalation an action belongs to, when ``incident`` is not given: the window
+#: episode for a rule with a window, the incident of a ``pagerduty.incident.*`` event, else the
+#: ticket (see ``sync.escalations``).
+INCIDENT_DOC = (
+    "which escalation (one PagerDuty incident, one Slack thread) this belongs to; default: the "
+    "window episode (a windowed rule), the incident of a pagerduty.incident.* event, else the "
+    "ticket"
+)
+
+
+class PagerDutyTriggerParams(_Params):
+    """Page through PagerDuty Events API v2: one incident per escalation (its dedup key).
+
+    A second trigger for an escalation whose incident is still open sends nothing (it joins).
+    """
+
+    service: ServiceName | None = None
+    summary: NonEmpty = "Ticket #{{ ticket.id }}: {{ ticket.subject }}"
+    severity: Severity = "critical"
+    component: NonEmpty | None = None
+    group: NonEmpty | None = None
+    details: dict[str, FieldValue] = Field(default_factory=dict)
+    incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
+class PagerDutyIncidentParams(_Params):
+    """Acknowledge or resolve the escalation's PagerDuty incident (nothing to do: skipped)."""
+
+    incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
+class SlackThreadParams(_Params):
+    """Open the escalation's Slack thread, or keep it current.
+
+    The first call posts the root message in ``channel``; later calls update the root in place
+    (status, ticket count, organizations, the page) and post ``reply`` in the thread, if given.
+    """
+
+    channel: Channel | None = None
+    title: NonEmpty = "Ticket #{{ ticket.id }}: {{ ticket.subject }}"
+    reply: NonEmpty | None = None
+    incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
     """One action: what it does and how its parameters are checked and rendered."""
@@ -132,5 +185,43 @@ ACTIONS: dict[str, ActionSpec] = {
             template_params=frozenset({"note", "fields"}),
             custom_field_params=frozenset({"fields"}),
         ),
+        ActionSpec(
+            name="pagerduty.trigger",
+            description=(
+                "Page the on-call engineer through PagerDuty (Events API v2), once per"
+                " escalation: the dedup key names the incident."
+            ),
+            params=PagerDutyTriggerParams,
+            template_params=frozenset({"summary", "component", "group", "details", "incident"}),
+            produces="pagerduty",
+            result_fields=frozenset({"dedup_key", "service", "escalation", "sent"}),
+        ),
+        ActionSpec(
+            name="pagerduty.acknowledge",
+            description="Acknowledge the escalation's PagerDuty incident.",
+            params=PagerDutyIncidentParams,
+            template_params=frozenset({"incident"}),
+        ),
+        ActionSpec(
+            name="pagerduty.resolve",
+            description="Resolve the escalation's PagerDuty incident.",
+            params=PagerDutyIncidentParams,
+            template_params=frozenset({"incident"}),
+        ),
+        ActionSpec(
+            name="slack.thread",
+            description=(
+                "Open the escalation's Slack thread, or update its root message in place and"
+                " reply in it."
+            ),
+            params=SlackThreadParams,
+            template_params=frozenset({"title", "reply", "incident"}),
+            produces="slack",
+            result_fields=frozenset({"channel", "ts", "escalation"}),
+        ),
     )
 }
+
+#: Actions that belong to an escalation (run in order per escalation, see ``sync.escalations``).
+ESCALATION_ACTIONS = frozenset(
+    {"pagerduty.trigger", "pagerduty.acknowledge", "pagerduty.resolve", "slack.thread"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "COMMENT_KEYS",
+    "INCIDENT_KEYS",
     "LINK_KINDS",
     "ORGANIZATION_KEYS",
     "REQUESTER_KEYS",
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
     from connectors.models import Ticket
 
 #: Kinds of links a ticket can have; each is always present in the template namespace.
-LINK_KINDS: tuple[str, ...] = ("jira",)
+LINK_KINDS: tuple[str, ...] = ("jira", "pagerduty", "slack")
 #: Keys of ``requester`` (``User.to_dict()``), ``organization`` and ``comment`` in a context.
 REQUESTER_KEYS: tuple[str, ...] = ("id", "name", "email", "tags", "organization_id", "fields")
 ORGANIZATION_KEYS: tuple[str, ...] = ("id", "name", "tags", "fields")
 COMMENT_KEYS: tuple[str, ...] = ("id", "body", "public", "author_id", "created_at")
+#: Keys of ``incident`` (a PagerDuty webhook event about an incident Switchboard opened).
+INCIDENT_KEYS: tuple[str, ...] = ("id", "number", "key", "status", "title", "url", "urgency",
+                                  "service", "agent", "note")
 
 
 def blank_person(keys: tuple[str, ...], field_keys: Any = ()) -> dict[str, Any]:
@@ -106,7 +110,9 @@ class EvalContext:
 
     ``requester`` and ``organization`` (``User.to_dict()`` / ``Organization.to_dict()`` shape,
     see :func:`blank_person`) are ``None`` when nobody read them — fields under them then read
-    as ``None``. ``comment`` (``Comment.to_dict()``) is set for ``ticket.comment_added`` only.
+    as ``None``. ``comment`` (``Comment.to_dict()``) is set for ``ticket.comment_added`` only;
+    ``incident`` (:data:`INCIDENT_KEYS`) for the ``pagerduty.incident.*`` events only, whose
+    ``ticket`` is the one the escalation was opened for.
     """
 
     event_type: str
@@ -118,6 +124,7 @@ class EvalContext:
     requester: Mapping[str, Any] | None = None
     organization: Mapping[str, Any] | None = None
     comment: Mapping[str, Any] | None = None
+    incident: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -125,7 +132,7 @@ class EvalContext:
         object.__setattr__(
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
-        for name in ("requester", "organization", "comment"):
+        for name in ("requester", "organization", "comment", "incident"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(value))
@@ -181,4 +188,6 @@ class EvalContext:
         }
         if self.comment is not None:
             out["comment"] = _plain(self.comment)
+        if self.incident is not None:
+            out["incident"] = _plain(self.incident)
         return out

@@ -5,9 +5,11 @@ A rule whose conditions match *fires* unless a gate holds it back:
 - **window** (``window: {count, within, group_by, quiet_for}``): each match is counted for its
   group (the ``group_by`` field's value; one group when absent). When ``count`` distinct tickets
   have matched within the sliding ``within``, the rule fires once for the group and an *episode*
-  opens; later matches extend it without firing again. The episode ends once the group has had no
-  match for ``quiet_for`` (default: ``within``); the rule's ``after_quiet`` actions then run once,
-  and the next burst can fire again. A match whose ``group_by`` value is empty is not counted.
+  opens; later matches extend it without firing again — each such *join* runs the rule's
+  ``while_open`` actions, if any (an outage thread's count kept current). The episode ends once
+  the group has had no match for ``quiet_for`` (default: ``within``); the rule's ``after_quiet``
+  actions then run once, and the next burst can fire again. A match whose ``group_by`` value is
+  empty is not counted.
 - **throttle** (``once_until_resolved`` and/or ``at_most: {count, per, by}``): checked after the
   window. ``once_until_resolved`` lets the rule fire once per ticket until that ticket's status
   changes to solved or closed; ``at_most`` caps fires per ``per`` for each value of ``by``.
@@ -282,13 +284,14 @@ def settle_event(rules: RuleSet | Sequence[Rule],
 
 
 def _window_gate(rule: Rule, ctx: EvalContext, state: RuleState, at: datetime,
-                 namespace: Mapping[str, Any]) -> tuple[bool, str, Episode | None]:
-    """Count this match; ``(would_fire, reason, episode_to_open)``."""
+                 namespace: Mapping[str, Any]) -> tuple[bool, str, Episode | None, Episode | None]:
+    """Count this match; ``(would_fire, reason, episode_to_open, episode_joined)``."""
     window = rule.window
     assert window is not None
     group = _group(window, ctx)
     if group is None:
-        return False, f"window: {window.group_by} is empty, so the match is not counted", None
+        return (False, f"window: {window.group_by} is empty, so the match is not counted", None,
+                None)
     ticket_id = _ticket_id(ctx) or 0
     state.add_window_match(rule.id, group, ticket_id, at)
     matches = state.window_matches(rule.id, group, at - window.within)
@@ -303,15 +306,15 @@ def _window_gate(rule: Rule, ctx: EvalContext, state: RuleState, at: datetime,
                         else (*episode.tickets, ticket_id), namespace)
         state.save_episode(grown)
         return False, (f"window group {label} already fired at {_iso(episode.opened_at)}; "
-                       f"this match extends it ({grown.count} ticket(s) so far)"), None
+                       f"this match extends it ({grown.count} ticket(s) so far)"), None, grown
     count = len(tickets)
     if count < window.count:
         return False, (f"window group {label}: {count} of {window.count} tickets within "
-                       f"{format_duration(window.within)}; not fired yet"), None
+                       f"{format_duration(window.within)}; not fired yet"), None, None
     opened = Episode(rule.id, group, at, at, count, tuple(tickets[:MAX_EPISODE_TICKETS]),
                      namespace)
     return True, (f"window group {label}: {count} tickets within {format_duration(window.within)} "
-                  f"(threshold {window.count}); fired"), opened
+                  f"(threshold {window.count}); fired"), opened, None
 
 
 def _throttle_scopes(rule: Rule, ctx: EvalContext) -> tuple[str | None, str | None]:
@@ -374,8 +377,10 @@ def settle(rule: Rule, evaluation: Evaluation, ctx: EvalContext, state: RuleStat
                        gate="the event has no time, so its window/throttle cannot be judged")
     assert at is not None or (rule.window is None and rule.throttle is None)
     if rule.window is not None and at is not None:
-        fires, gate, opened = _window_gate(rule, ctx, state, at, namespace)
+        fires, gate, opened, joined = _window_gate(rule, ctx, state, at, namespace)
         if not fires:
+            if joined is not None and rule.while_open:
+                return _join(rule, evaluation, joined, gate, event_key, namespace)
             return Outcome(rule, evaluation, False, gate=gate)
     if rule.throttle is not None and at is not None:
         held = _throttle_gate(rule, ctx, state, at)
@@ -393,6 +398,20 @@ def settle(rule: Rule, evaluation: Evaluation, ctx: EvalContext, state: RuleStat
         return Outcome(rule, evaluation, True, gate, window, (), namespace,
                        f"planning failed: {exc}")
     return Outcome(rule, evaluation, True, gate, window, intents, namespace)
+
+
+def _join(rule: Rule, evaluation: Evaluation, episode: Episode, gate: str, event_key: str,
+          namespace: Mapping[str, Any]) -> Outcome:
+    """A match that joined an open episode: the rule does not fire, its ``while_open`` runs."""
+    window = window_namespace(rule, episode)
+    namespace = {**namespace, "window": window}
+    gate = f"{gate}; while_open actions run"
+    try:
+        intents = plan(dataclasses.replace(rule, actions=rule.while_open), event_key)
+    except Exception as exc:  # a rule error, reported in the trace, never a crash
+        return Outcome(rule, evaluation, False, gate, window, (), namespace,
+                       f"planning failed: {exc}")
+    return Outcome(rule, evaluation, False, gate, window, intents, namespace)
 
 
 def decide(rules: RuleSet, ctx: EvalContext, state: RuleState,

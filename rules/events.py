@@ -5,8 +5,8 @@ field paths of :class:`rules.fields.FieldRegistry` (``"ticket.*"``: every ticket
 ``"comment.*"``: the comment fields). The loader refuses a rule whose conditions or templates read
 a field that one of its events does not carry (``comment.body`` on ``ticket.updated``), naming the
 events that do; the reference in ``docs/rules.md`` lists, per event, what it carries. Later issues
-add entries here (a ``pagerduty.incident.resolved`` carries no ``ticket``); nothing else needs to
-change.
+add entries here (the ``pagerduty.incident.*`` events carry the ``incident`` and the escalated
+ticket, but no ``changes``); nothing else needs to change.
 
 One inbound change can be several event types at once: a ticket update whose status became
 ``solved`` and that added a comment is ``ticket.updated``, ``ticket.solved`` and
@@ -15,7 +15,13 @@ One inbound change can be several event types at once: a ticket update whose sta
 
 from __future__ import annotations
 
-__all__ = ["EVENT_TYPES", "TICKET_FIELDS", "EventType", "carried_by"]
+__all__ = [
+    "EVENT_TYPES",
+    "INCIDENT_EVENT_FIELDS",
+    "TICKET_FIELDS",
+    "EventType",
+    "carried_by",
+]
 
 from dataclasses import dataclass
 
@@ -82,6 +88,25 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
     )
 }
+
+
+#: What a PagerDuty webhook event about one of Switchboard's incidents carries: the incident,
+#: and the ticket the escalation was opened for (its last stored state) with its links.
+INCIDENT_EVENT_FIELDS: tuple[str, ...] = ("ticket.*", "links.*", "event.*", "incident.*")
+
+for _name, _what in (
+    ("pagerduty.incident.acknowledged", "a responder acknowledged"),
+    ("pagerduty.incident.resolved", "PagerDuty resolved (a responder, or an auto-resolve)"),
+    ("pagerduty.incident.annotated", "a responder added a note to"),
+):
+    EVENT_TYPES[_name] = EventType(
+        _name,
+        f"PagerDuty says {_what} an incident Switchboard opened (webhook v3). `incident` holds "
+        "it (`incident.agent` is who acted, `incident.note` the note); `ticket` is the ticket the "
+        "escalation was opened for. Switchboard's own acknowledges and resolves do not come "
+        "back as events.",
+        INCIDENT_EVENT_FIELDS,
+    )
 
 
 def carried_by(path: str) -> list[str]:

@@ -102,6 +102,11 @@ CORE_TICKET_FIELDS: tuple[FieldSpec, ...] = (
 
 OTHER_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("links.jira", FieldKind.LIST, "Keys of the Jira issues linked to the ticket."),
+    FieldSpec("links.pagerduty", FieldKind.LIST,
+              "Dedup keys of the PagerDuty incidents Switchboard opened for the ticket (its "
+              "own page, or an outage it joined)."),
+    FieldSpec("links.slack", FieldKind.LIST,
+              "Slack threads of the ticket's escalations, as channel/ts."),
     FieldSpec("event.type", FieldKind.ENUM, "The event type (ticket.created, ...).",
               tuple(EVENT_TYPES)),
     FieldSpec("event.source", FieldKind.TEXT, "Where the event came from (webhook, poller, ...)."),
@@ -129,6 +134,22 @@ COMMENT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("comment.created_at", FieldKind.TIME, "When the comment was added (ISO-8601 UTC)."),
 )
 
+INCIDENT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("incident.id", FieldKind.ID, "PagerDuty id of the incident."),
+    FieldSpec("incident.number", FieldKind.ID, "The incident's number in PagerDuty."),
+    FieldSpec("incident.key", FieldKind.TEXT, "The dedup key Switchboard paged with."),
+    FieldSpec("incident.status", FieldKind.ENUM, "The incident's status after the event.",
+              ("triggered", "acknowledged", "resolved")),
+    FieldSpec("incident.title", FieldKind.TEXT, "The incident's title."),
+    FieldSpec("incident.url", FieldKind.TEXT, "Link to the incident in PagerDuty."),
+    FieldSpec("incident.urgency", FieldKind.ENUM, "The incident's urgency.", ("high", "low")),
+    FieldSpec("incident.service", FieldKind.TEXT, "Name of the PagerDuty service."),
+    FieldSpec("incident.agent", FieldKind.TEXT,
+              "Who acted (the responder's name), when PagerDuty says."),
+    FieldSpec("incident.note", FieldKind.TEXT,
+              "The note's text (pagerduty.incident.annotated only)."),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
 CHANGES_PREFIX = "changes."
 #: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
@@ -140,7 +161,7 @@ CONFIGURED: dict[str, tuple[str, str]] = {
 #: Ticket fields whose ``changes.*`` are never set (they change with every event, or never).
 _NO_CHANGES = frozenset({"id", "updated_at", "url"})
 #: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
-EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment"})
+EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -197,6 +218,7 @@ class FieldRegistry:
                             doc="organization.fields.<key>")
                   for key in sorted(self.organization_fields)]
         specs += COMMENT_FIELDS
+        specs += INCIDENT_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -332,6 +354,7 @@ _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "requester": lambda ctx: ctx.requester,
     "organization": lambda ctx: ctx.organization,
     "comment": lambda ctx: ctx.comment,
+    "incident": lambda ctx: ctx.incident,
 }
 
 

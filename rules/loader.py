@@ -28,7 +28,7 @@ from .operators import ValueProblem, parse_duration
 from .source import Path, Positions, Problem, ProblemsError, load_yaml
 
 RULE_KEYS = ("id", "description", "mode", "on", "if", "window", "throttle", "then",
-             "after_quiet")
+             "while_open", "after_quiet")
 WINDOW_KEYS = ("count", "within", "group_by", "quiet_for")
 THROTTLE_KEYS = ("once_until_resolved", "at_most")
 AT_MOST_KEYS = ("count", "per", "by")
@@ -115,10 +115,12 @@ class _Loader:
         throttle = self._throttle(raw, report, roots)
         extra = {"window": WINDOW_SCHEMA} if "window" in raw else None
         actions = self._actions(raw, report, roots, extra, events)
-        after_quiet = self._after_quiet(raw, report, roots, events)
+        while_open = self._window_actions(raw, report, roots, events, "while_open")
+        after_quiet = self._window_actions(raw, report, roots, events, "after_quiet")
         if len(self.problems) > before or rule_id is None or mode is None:
             return
-        used = conditions.fields_used | actions.fields_used | after_quiet.fields_used
+        used = (conditions.fields_used | actions.fields_used | while_open.fields_used
+                | after_quiet.fields_used)
         for gate_field in (window.group_by if window else None,
                            throttle.at_most.by if throttle and throttle.at_most else None):
             if gate_field:
@@ -126,7 +128,8 @@ class _Loader:
         self.rules.append(
             Rule(rule_id, description, mode, tuple(events), condition, tuple(actions.calls),
                  report.positions.file, report.line([]), frozenset(used),
-                 window=window, throttle=throttle, after_quiet=tuple(after_quiet.calls))
+                 window=window, throttle=throttle, after_quiet=tuple(after_quiet.calls),
+                 while_open=tuple(while_open.calls))
         )
 
     # -- gates: window and throttle -------------------------------------------------------------
@@ -273,19 +276,23 @@ class _Loader:
                        _close(str(name), EVENT_TYPES) or f"known: {', '.join(EVENT_TYPES)}")
         return events
 
-    def _after_quiet(self, raw: Mapping[str, Any], report: RuleProblems,
-                     roots: frozenset[str], events: list[str]) -> ActionChecker:
-        checker = ActionChecker(self.registry, report, roots, key="after_quiet",
+    def _window_actions(self, raw: Mapping[str, Any], report: RuleProblems,
+                        roots: frozenset[str], events: list[str], key: str) -> ActionChecker:
+        """``while_open`` (each later match that joins an open episode) or ``after_quiet``
+        (the episode ended): actions that only a rule with a window has."""
+        checker = ActionChecker(self.registry, report, roots, key=key,
                                 extra={"window": WINDOW_SCHEMA}, events=events)
-        if "after_quiet" not in raw:
+        if key not in raw:
             return checker
-        steps = raw["after_quiet"]
+        steps = raw[key]
         if "window" not in raw:
-            report.add(["after_quiet"], "'after_quiet' needs a 'window'",
-                       "after_quiet runs when a window's group has been quiet for quiet_for")
+            when = ("runs for each later match that joins a window's open episode"
+                    if key == "while_open"
+                    else "runs when a window's group has been quiet for quiet_for")
+            report.add([key], f"'{key}' needs a 'window'", f"{key} {when}")
             return checker
         if not isinstance(steps, list) or not steps:
-            report.add(["after_quiet"], "'after_quiet' must be a non-empty list of actions")
+            report.add([key], f"'{key}' must be a non-empty list of actions")
             return checker
         for index, step in enumerate(steps):
             checker.check(step, index)

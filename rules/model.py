@@ -182,8 +182,9 @@ class Throttle:
 class Rule:
     """One rule. ``fields_used`` lists the ticket field paths its conditions and templates read.
 
-    ``window`` and ``throttle`` gate a match (see :mod:`rules.engine`); ``after_quiet`` are the
-    actions run when a window's episode ends.
+    ``window`` and ``throttle`` gate a match (see :mod:`rules.engine`); ``while_open`` are the
+    actions run for each later match that joins a window's open episode, ``after_quiet`` those
+    run when the episode ends.
     """
 
     id: str
@@ -198,6 +199,7 @@ class Rule:
     window: Window | None = None
     throttle: Throttle | None = None
     after_quiet: tuple[ActionCall, ...] = ()
+    while_open: tuple[ActionCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ class ActionContext:
     jira_search_lag: float = 0.0
     sleep: Callable[[float], None] = time.sleep
     progress: dict[str, Any] = field(default_factory=dict)
+    pagerduty: Any = None
+    slack: Any = None
 
     def save_progress(self, **values: Any) -> None:
         """Durably note a step, before the side effect it guards."""

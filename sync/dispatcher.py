@@ -37,11 +37,14 @@ class Dispatcher:
     def __init__(self, store: Store,
                  handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
                  *, zendesk: Any, jira: Any, jira_search_lag: float, retry: RetryPolicy,
-                 lease_seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
+                 lease_seconds: float, sleep: Callable[[float], None] = time.sleep,
+                 pagerduty: Any = None, slack: Any = None) -> None:
         self.store = store
         self.handlers = handlers
         self.zendesk = zendesk
         self.jira = jira
+        self.pagerduty = pagerduty
+        self.slack = slack
         self.jira_search_lag = jira_search_lag
         self.retry = retry
         self.lease_seconds = lease_seconds
@@ -66,7 +69,8 @@ class Dispatcher:
             return self._record(item, "dead", error=f"parameters could not be rendered: {exc}")
         ctx = ActionContext(store=self.store, item=item, params=params, zendesk=self.zendesk,
                             jira=self.jira, jira_search_lag=self.jira_search_lag,
-                            sleep=self.sleep, progress=dict(item.progress))
+                            sleep=self.sleep, progress=dict(item.progress),
+                            pagerduty=self.pagerduty, slack=self.slack)
         try:
             outcome = handler(ctx)
         except LeaseLost:

@@ -31,34 +31,31 @@ import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
 from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_time
-from rules import Change, EvalContext, RuleSet, evaluate, render_params
+from rules import Change, EvalContext, RuleSet, evaluate
 from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
-from rules.engine import FollowUp, Outcome, settle_event, sweep
-from rules.model import Mode, Rule, condition_fields, thaw
+from rules.engine import Outcome, settle_event, sweep
+from rules.model import Mode, Rule, condition_fields
 from rules.occurrence import COMMENT_ADDED, contexts, evaluate_once, event_types
 from rules.partial import judge
-from rules.planner import ActionIntent
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
 from sync.leases import LeaseLost
 from sync.links import links_for_ticket
-from sync.outbox import add_intent
+from sync.planning import CREATE_BUG, follow_up_rows
 from sync.retry import RetryPolicy
 from sync.rulestate import StoreRuleState
-from sync.schema import decisions, outbox
+from sync.schema import outbox
 from sync.state import get_snapshot, is_own_write, put_snapshot
 from sync.store import Store, utcnow
 
 log = logging.getLogger("switchboard.processor")
 
-CREATE_BUG = "jira.create_or_link_bug"
 #: ``payload.style`` of the scheduler's tick events (window quiet periods).
 TICK = "tick"
 # Built once: these run for every event.
 _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
     outbox.c.status == "pending")
-_DECISION = sa.insert(decisions)
 _SEQUENCES = (list, tuple)
 
 
@@ -454,51 +451,13 @@ class EventProcessor:
                              *(f"pending:{r.idem_key[:12]}" for r in pending))
         return links
 
-    def _order_key(self, action: str, params: Mapping[str, Any], namespace: Mapping[str, Any],
-                   ticket_id: int | None) -> str:
-        if action == CREATE_BUG and params.get("dedupe_by"):
-            dedupe = render_params(action, {"dedupe_by": params["dedupe_by"]},
-                                  namespace).get("dedupe_by", "")
-            if str(dedupe).strip():
-                return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
-        return f"zendesk:ticket:{ticket_id}"
-
-    def _intent_rows(self, item: inbox_mod.InboxItem, rule: Rule,
-                     intents: tuple[ActionIntent, ...], namespace: Mapping[str, Any],
-                     ticket_id: int | None) -> list[dict[str, Any]]:
-        context = thaw(namespace)
-        return [dict(
-            idem_key=intent.idempotency_key, inbox_id=item.id, rule_id=rule.id,
-            action=intent.action, ticket_id=ticket_id,
-            order_key=self._order_key(intent.action, intent.params, namespace, ticket_id),
-            depends_on=intent.depends_on, params=thaw(intent.params), context=context,
-            status="pending" if rule.mode is Mode.LIVE else "shadow")
-            for intent in intents]
-
-    def _follow_up_rows(self, item: inbox_mod.InboxItem, follow_ups: list[FollowUp],
-                        now: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        decision_rows: list[dict[str, Any]] = []
-        intent_rows: list[dict[str, Any]] = []
-        for follow in follow_ups:
-            decision_rows.append({
-                "inbox_id": item.id, "ticket_id": follow.ticket_id,
-                "event_type": "window.quiet", "rule_id": follow.rule.id,
-                "mode": follow.rule.mode, "matched": True, "trace": follow.trace(),
-                "created_at": now})
-            intent_rows += self._intent_rows(item, follow.rule, follow.intents,
-                                             follow.namespace, follow.ticket_id)
-        return decision_rows, intent_rows
-
     def _tick(self, item: inbox_mod.InboxItem) -> str:
         """A scheduler tick: end the window episodes quiet by then, run their follow-ups."""
         rules = self.rules
         now = utcnow()
         with self.store.write() as conn:
             follow_ups = sweep(rules, StoreRuleState(conn), item.received_at)
-            decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
-            if decision_rows:
-                conn.execute(_DECISION, decision_rows)
-            planned = sum(add_intent(conn, **row) for row in intent_rows)
+            planned = follow_up_rows(item.id, follow_ups, now).commit(conn)
             outcome = (f"window.quiet: {len(follow_ups)} episode(s) ended "
                        f"({', '.join(f.rule.id for f in follow_ups) or 'none due'}); "
                        f"{planned} intent(s) planned")
@@ -523,19 +482,14 @@ class EventProcessor:
         with self.store.write() as conn:
             follow_ups, outcomes = settle_event(rules, evaluations, ctx, StoreRuleState(conn),
                                                 event_key, namespace, contexts=by_type)
-            decision_rows, intent_rows = self._follow_up_rows(item, follow_ups, now)
+            rows = follow_up_rows(item.id, follow_ups, now)
             for outcome in outcomes:
                 event_type = outcome.evaluation.event_type
-                decision_rows.append({
-                    "inbox_id": item.id, "ticket_id": ticket.id, "event_type": event_type,
-                    "rule_id": outcome.rule.id, "mode": outcome.rule.mode,
-                    "matched": outcome.matched, "trace": outcome.trace(), "created_at": now})
-                intent_rows += self._intent_rows(
-                    item, outcome.rule, outcome.intents,
-                    outcome.namespace or by_type[event_type][1], ticket.id)
-            if decision_rows:
-                conn.execute(_DECISION, decision_rows)
-            planned = sum(add_intent(conn, **row) for row in intent_rows)
+                rows.decision(ticket.id, event_type, outcome.rule, outcome.matched,
+                              outcome.trace())
+                rows.plan(outcome.rule, outcome.intents,
+                          outcome.namespace or by_type[event_type][1], ticket.id)
+            planned = rows.commit(conn)
             put_snapshot(conn, ticket)
             parts = [" + ".join(types)]
             if read_reason:

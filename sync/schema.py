@@ -14,6 +14,8 @@ describe the schema at ``head``. Times are stored as timezone-aware UTC.
 - ``cursors``: poller bookmarks, saved in the same transaction as the events they produced.
 - ``rule_window_matches`` / ``rule_episodes`` / ``rule_fires``: the state of rule gates (windows
   and throttles, :mod:`rules.engine`), written in the transaction of the decision they gate.
+- ``escalations`` / ``escalation_members``: one PagerDuty incident (dedup key) and one Slack
+  thread (channel, ts) per escalation, and the tickets that belong to it (``sync.escalations``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "bugs",
     "cursors",
     "decisions",
+    "escalation_members",
+    "escalations",
     "inbox",
     "links",
     "metadata",
@@ -219,4 +223,36 @@ rule_fires = sa.Table(
     sa.Column("at", TS, nullable=False),
     sa.Index("ix_rule_fires_scope", "rule_id", "scope", "at"),
     sa.Index("ix_rule_fires_any_rule", "scope"),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("ticket_id", sa.BigInteger),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("dedup_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("pd_service", sa.String(64)),
+    sa.Column("pd_status", sa.String(16)),
+    sa.Column("pd_own_status", sa.String(16)),
+    sa.Column("pd_agent", sa.String(255)),
+    sa.Column("pd_incident_id", sa.String(64)),
+    sa.Column("pd_url", sa.Text),
+    sa.Column("slack_channel", sa.String(64)),
+    sa.Column("slack_ts", sa.String(32)),
+    sa.Column("slack_root_digest", sa.String(64)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+escalation_members = sa.Table(
+    "escalation_members",
+    metadata,
+    sa.Column("escalation_key", sa.String(255), primary_key=True),
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("organization_id", sa.BigInteger),
+    sa.Column("organization_name", sa.String(255)),
+    sa.Column("added_at", TS, nullable=False),
 )

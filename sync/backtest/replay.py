@@ -37,7 +37,8 @@ from rules.engine import FollowUp, MemoryRuleState, Outcome, settle_event
 from rules.model import Mode, Rule
 from rules.occurrence import contexts, evaluate_once, event_types
 from sync.actions import MARKER_PREFIX
-from sync.processor import CREATE_BUG, diff_tickets, subtract_own, ticket_context
+from sync.planning import CREATE_BUG
+from sync.processor import diff_tickets, subtract_own, ticket_context
 
 from .history import TicketEntry, TicketHistory
 from .quick import QuickEvaluator, is_untraced

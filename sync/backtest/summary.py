@@ -107,6 +107,8 @@ class Tally:
             if outcome.window is not None:
                 tally.windows_fired += 1
             return
+        # A match that joined a window's open episode runs the rule's while_open actions.
+        tally.actions.update(intent.action for intent in outcome.intents)
         gate = outcome.gate or ""
         if "throttled:" in gate:
             tally.held_throttle += 1

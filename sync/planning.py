@@ -1,0 +1,149 @@
+"""From decided outcomes to store rows: decisions (the explain log), intents (the outbox) and the
+members of escalations — shared by every kind of event the processor handles.
+
+An intent's ``order_key`` says what it must wait for: a Jira bug with a dedupe key waits for the
+other intents of that key (two tickets must not both create "the" bug); an escalation action
+waits for the other actions of its escalation (one outage, one thread); everything else waits for
+its ticket's earlier intents.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CREATE_BUG", "PlannedRows", "follow_up_rows", "intent_rows", "order_key"]
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from rules import render_params
+from rules.actions import ESCALATION_ACTIONS
+from rules.engine import FollowUp
+from rules.model import Mode, Rule, thaw
+from rules.planner import ActionIntent
+from sync import escalations
+from sync.outbox import add_intent
+from sync.schema import decisions
+from sync.state import get_snapshot
+
+log = logging.getLogger("switchboard.processor")
+
+CREATE_BUG = "jira.create_or_link_bug"
+_DECISION = sa.insert(decisions)
+
+
+def _escalation_key(rule_id: str, params: Mapping[str, Any],
+                    namespace: Mapping[str, Any]) -> str | None:
+    incident = params.get("incident")
+    if incident:
+        try:
+            incident = render_params("pagerduty.resolve", {"incident": incident},
+                                     namespace).get("incident")
+        except Exception:  # it uses an earlier action's result: known only at dispatch
+            return None
+    return escalations.escalation_key(rule_id, incident, namespace)
+
+
+def order_key(rule_id: str, action: str, params: Mapping[str, Any],
+              namespace: Mapping[str, Any], ticket_id: int | None) -> str:
+    """What the intent runs in order with (see the module docstring)."""
+    if action == CREATE_BUG and params.get("dedupe_by"):
+        dedupe = render_params(action, {"dedupe_by": params["dedupe_by"]},
+                               namespace).get("dedupe_by", "")
+        if str(dedupe).strip():
+            return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
+    if action in ESCALATION_ACTIONS:
+        key = _escalation_key(rule_id, params, namespace)
+        if key is not None:
+            return f"escalation:{key}"
+    return f"zendesk:ticket:{ticket_id}"
+
+
+def intent_rows(inbox_id: int, rule: Rule, intents: tuple[ActionIntent, ...],
+                namespace: Mapping[str, Any], ticket_id: int | None) -> list[dict[str, Any]]:
+    """Outbox rows for one rule's intents (``shadow`` rows for a shadow rule: never run)."""
+    context = thaw(namespace)
+    return [dict(
+        idem_key=intent.idempotency_key, inbox_id=inbox_id, rule_id=rule.id,
+        action=intent.action, ticket_id=ticket_id,
+        order_key=order_key(rule.id, intent.action, intent.params, namespace, ticket_id),
+        depends_on=intent.depends_on, params=thaw(intent.params), context=context,
+        status="pending" if rule.mode is Mode.LIVE else "shadow")
+        for intent in intents]
+
+
+def _member(conn: sa.Connection, ticket_id: int,
+            namespace: Mapping[str, Any]) -> escalations.Member:
+    ticket = namespace.get("ticket") or {}
+    if ticket.get("id") == ticket_id:
+        organization = namespace.get("organization") or {}
+        org_id = ticket.get("organization_id")
+        name = organization.get("name") if organization.get("id") == org_id else None
+        return escalations.Member(ticket_id, org_id, name)
+    snapshot = get_snapshot(conn, ticket_id)
+    return escalations.Member(ticket_id, snapshot.organization_id if snapshot else None, None)
+
+
+def _members_of(conn: sa.Connection, rule: Rule, intents: tuple[ActionIntent, ...],
+                namespace: Mapping[str, Any]) -> None:
+    """Record the tickets a live rule's escalation actions bring into their escalation: the
+    window's tickets when it fired or was joined, else the event's ticket."""
+    if rule.mode is not Mode.LIVE:
+        return
+    window = namespace.get("window") or {}
+    ticket = namespace.get("ticket") or {}
+    tickets = [t for t in (window.get("tickets") or [ticket.get("id")]) if isinstance(t, int)]
+    if isinstance(ticket.get("id"), int) and ticket["id"] not in tickets:
+        tickets.append(ticket["id"])
+    keys = {_escalation_key(rule.id, i.params, namespace) for i in intents
+            if i.action in ESCALATION_ACTIONS}
+    for key in sorted(k for k in keys if k is not None):
+        escalations.add_members(conn, key, [_member(conn, t, namespace) for t in tickets])
+
+
+@dataclass
+class PlannedRows:
+    """Decision and intent rows of one event, written in its transaction by :meth:`commit`."""
+
+    inbox_id: int
+    now: datetime
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    _escalated: list[tuple[Rule, tuple[ActionIntent, ...], Mapping[str, Any]]] = field(
+        default_factory=list)
+
+    def decision(self, ticket_id: int | None, event_type: str, rule: Rule, matched: bool,
+                 trace: Mapping[str, Any]) -> None:
+        self.decisions.append({
+            "inbox_id": self.inbox_id, "ticket_id": ticket_id, "event_type": event_type,
+            "rule_id": rule.id, "mode": rule.mode, "matched": matched, "trace": dict(trace),
+            "created_at": self.now})
+
+    def plan(self, rule: Rule, intents: tuple[ActionIntent, ...], namespace: Mapping[str, Any],
+             ticket_id: int | None) -> None:
+        self.intents += intent_rows(self.inbox_id, rule, intents, namespace, ticket_id)
+        if any(i.action in ESCALATION_ACTIONS for i in intents):
+            self._escalated.append((rule, intents, namespace))
+
+    def follow_ups(self, follow_ups: list[FollowUp]) -> None:
+        for follow in follow_ups:
+            self.decision(follow.ticket_id, "window.quiet", follow.rule, True, follow.trace())
+            self.plan(follow.rule, follow.intents, follow.namespace, follow.ticket_id)
+
+    def commit(self, conn: sa.Connection) -> int:
+        """Insert everything in the caller's transaction; returns how many intents are new."""
+        if self.decisions:
+            conn.execute(_DECISION, self.decisions)
+        for rule, intents, namespace in self._escalated:
+            _members_of(conn, rule, intents, namespace)
+        return sum(add_intent(conn, **row) for row in self.intents)
+
+
+def follow_up_rows(inbox_id: int, follow_ups: list[FollowUp], now: datetime) -> PlannedRows:
+    """The rows of window episodes that ended (``window.quiet`` decisions, ``after_quiet``)."""
+    rows = PlannedRows(inbox_id, now)
+    rows.follow_ups(follow_ups)
+    return rows
