@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--zendesk-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--jira-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--pagerduty-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--slack-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--jira-project", action="append", default=None,
                         help="Jira project key (repeatable; default SUP)")
     parser.add_argument("--jira-search-lag", type=float, default=0.0)
@@ -28,11 +30,16 @@ def main(argv: list[str] | None = None) -> int:
         zendesk_subdomain=args.zendesk_subdomain,
         zendesk_port=args.zendesk_port,
         jira_port=args.jira_port,
+        pagerduty_port=args.pagerduty_port,
+        slack_port=args.slack_port,
     )
     with sandbox:
         print(f"zendesk: {sandbox.zendesk_url}  (ZENPY_FORCE_SCHEME=http "
               f"ZENPY_FORCE_NETLOC={sandbox.zendesk_netloc})", flush=True)
         print(f"jira:    {sandbox.jira_url}", flush=True)
+        print(f"pagerduty: {sandbox.pagerduty_url}  (https; http.verify_tls: "
+              f"{sandbox.ca_bundle})", flush=True)
+        print(f"slack:   {sandbox.slack_url}", flush=True)
         print("Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()

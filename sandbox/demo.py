@@ -90,15 +90,36 @@ def sandboxed_config(config: LoadedConfig, sb: Sandbox, store_file: Path,
     zendesk = app.connectors.zendesk.model_copy(
         update={"base_url": sb.zendesk_url, **connector_settings})
     jira = app.connectors.jira.model_copy(update={"url": sb.jira_url, **connector_settings})
-    connectors = app.connectors.model_copy(update={"zendesk": zendesk, "jira": jira})
+    update: dict[str, Any] = {"zendesk": zendesk, "jira": jira}
+    if app.connectors.pagerduty is not None:
+        # The stand-in serves TLS (the client refuses http://) with a CA made at start.
+        pd = app.connectors.pagerduty
+        update["pagerduty"] = pd.model_copy(update={
+            "events_url": sb.pagerduty_url,
+            "http": pd.http.model_copy(update={"verify_tls": sb.ca_bundle})})
+        sb.pagerduty.require_routing_keys(
+            [key.get_secret_value() for key in pd.routing_keys.values()])
+    if app.connectors.slack is not None:
+        update["slack"] = app.connectors.slack.model_copy(update={"base_url": sb.slack_url})
+    connectors = app.connectors.model_copy(update=update)
     store = app.store.model_copy(update={"url": f"sqlite:///{store_file}"})
     receiver = app.receiver
     if not receiver.zendesk_signing_secrets:
         receiver = receiver.model_copy(
             update={"zendesk_signing_secrets": (app.sandbox.webhook_secret,)})
+    if not receiver.pagerduty_signing_secrets:
+        receiver = receiver.model_copy(
+            update={"pagerduty_signing_secrets": (app.sandbox.webhook_secret,)})
     new_app = app.model_copy(update={"connectors": connectors, "store": store,
                                      "receiver": receiver})
     return LoadedConfig(path=config.path, app=new_app, rules=config.rules)
+
+
+def subscribe_pagerduty(hub: Hub, sb: Sandbox) -> None:
+    """Point the PagerDuty stand-in's webhook v3 subscription at the hub's receiver."""
+    secrets = [s.get_secret_value() for s in hub.config.app.receiver.pagerduty_signing_secrets]
+    if secrets:
+        sb.pagerduty.subscribe(f"{hub.url}/webhooks/pagerduty", secrets)
 
 
 def fresh_store(config: LoadedConfig, name: str) -> Path:
@@ -228,6 +249,13 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
             "notes": notes, "dead": len(dead)}
 
 
+def dead_intents(hub: Hub) -> list[tuple[str, str | None]]:
+    """(action, reason) of every dead-lettered intent."""
+    with hub.store.read() as conn:
+        return [(r.action, r.last_error) for r in conn.execute(
+            sa.select(outbox.c.action, outbox.c.last_error).where(outbox.c.status == "dead"))]
+
+
 def call_shape(path: str) -> str:
     """``/api/v2/tickets/1012.json`` -> ``/api/v2/tickets/{id}.json``; Jira keys -> ``{key}``."""
     out: list[str] = []
@@ -260,6 +288,7 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
         hub.start()
         secret = hub.config.app.receiver.zendesk_signing_secrets[0].get_secret_value()
         sb.zendesk.configure_webhook(f"{hub.url}/webhooks/zendesk", secret)
+        subscribe_pagerduty(hub, sb)
         console.print(f"Sandbox: Zendesk {sb.zendesk_url}, Jira {sb.jira_url}; "
                       f"hub {hub.url}; store {store_file}")
         try:
@@ -268,6 +297,13 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
                 played = feed(hub, sb, sample, field_ids)
                 numbers = report(hub, sb, sample, played, console)
                 if numbers["dead"]:
+                    return 1
+                from sandbox.demo_escalation import escalation_scene  # imports this module
+
+                escalation_scene(hub, sb, field_ids, console)
+                dead = dead_intents(hub)
+                if dead:
+                    console.print(f"[red]Dead-lettered in the escalation scene: {dead}[/]")
                     return 1
             if serve or not feed_sample:
                 stop = threading.Event()

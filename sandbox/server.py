@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
 import socketserver
+import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -24,12 +27,19 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import trustme
+
 from sandbox.base import Request, Response, VendorApp
 from sandbox.faults import Fault, FaultInjector, LoggedRequest, RequestLog
 from sandbox.jira import JiraState
+from sandbox.pagerduty import PagerDutyState
+from sandbox.slack import SlackState
 from sandbox.zendesk import ZendeskState
 
 __all__ = ["Sandbox"]
+
+#: Vendors whose stand-in serves HTTPS with the sandbox's own CA.
+_TLS_VENDORS = frozenset({"pagerduty"})
 
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
@@ -41,14 +51,22 @@ class _VendorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, port: int, app: VendorApp, faults: FaultInjector, log: RequestLog
-    ) -> None:
+        self, port: int, app: VendorApp, faults: FaultInjector, log: RequestLog,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.app = app
         self.faults = faults
         self.log = log
+        self.ssl_context = ssl_context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+        if ssl_context is not None:
+            # Serve TLS. The handshake is deferred to each connection's handler thread
+            # (_Handler.setup), so a silent or failing client cannot stall the accept loop.
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse-DNS lookup (getfqdn); skip it on loopback.
@@ -79,6 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _VendorServer
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # an SSLError here is a client that does not trust us
         super().setup()
         # Headers and body go out in separate writes; without NODELAY, Nagle plus the client's
         # delayed ACK would add ~40 ms to every keep-alive request.
@@ -240,7 +260,9 @@ class Sandbox:
     ``start()`` serves each vendor on its own loopback port (``zendesk_url``, ``jira_url``);
     ``stop()`` releases held requests and shuts both down. Usable as a context manager.
     ``zendesk`` / ``jira`` are the vendor states (seed and inspect them directly), ``faults`` the
-    fault injector, ``requests`` the log of every request received.
+    fault injector, ``requests`` the log of every request received. ``pagerduty`` is the
+    PagerDuty Events API stand-in, served over HTTPS (``pagerduty_url``; trust ``ca_bundle``).
+    ``slack`` is the Slack Web API stand-in (``slack_url``).
     """
 
     def __init__(
@@ -252,6 +274,8 @@ class Sandbox:
         *,
         zendesk_port: int = 0,
         jira_port: int = 0,
+        pagerduty_port: int = 0,
+        slack_port: int = 0,
     ) -> None:
         self.faults = FaultInjector()
         self.requests = RequestLog()
@@ -261,6 +285,13 @@ class Sandbox:
         )
         self.jira = JiraState(projects=jira_projects, search_lag=jira_search_lag)
         self._ports = {"zendesk": zendesk_port, "jira": jira_port}
+        # PagerDuty's client refuses http:// base URLs: its stand-in serves HTTPS (see ca_bundle).
+        self.pagerduty = PagerDutyState()
+        self._ports["pagerduty"] = pagerduty_port
+        self.slack = SlackState()
+        self._ports["slack"] = slack_port
+        self._tls: ssl.SSLContext | None = None
+        self._ca_path: str | None = None
         self._servers: dict[str, _VendorServer] = {}
         self._threads: list[threading.Thread] = []
 
@@ -269,15 +300,21 @@ class Sandbox:
         if self._servers:
             raise RuntimeError("sandbox already started")
         apps: dict[str, VendorApp] = {"zendesk": self.zendesk, "jira": self.jira}
+        apps["pagerduty"] = self.pagerduty
+        apps["slack"] = self.slack
         try:
             for vendor, app in apps.items():
-                server = _VendorServer(self._ports[vendor], app, self.faults, self.requests)
+                tls = self._tls_context() if vendor in _TLS_VENDORS else None
+                server = _VendorServer(
+                    self._ports[vendor], app, self.faults, self.requests, ssl_context=tls
+                )
                 self._servers[vendor] = server
-                app.set_base_url(f"http://127.0.0.1:{server.server_port}")
+                app.set_base_url(self._url(vendor))
         except OSError:
             for server in self._servers.values():
                 server.server_close()
             self._servers.clear()
+            self._forget_ca()
             raise
         for vendor, server in self._servers.items():
             thread = threading.Thread(
@@ -305,12 +342,48 @@ class Sandbox:
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
+        self._forget_ca()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The server-side TLS context of this run, made on first use: a certificate for
+        127.0.0.1 and localhost signed by a CA made with trustme, whose PEM is written to a
+        temporary file (``ca_bundle``) that :meth:`stop` removes."""
+        if self._tls is None:
+            ca = trustme.CA()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            fd, path = tempfile.mkstemp(prefix="switchboard-sandbox-ca-", suffix=".pem")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(ca.cert_pem.bytes())
+            self._tls, self._ca_path = context, path
+        return self._tls
+
+    def _forget_ca(self) -> None:
+        if self._ca_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._ca_path)
+        self._tls = self._ca_path = None
 
     def _url(self, vendor: str) -> str:
         server = self._servers.get(vendor)
         if server is None:
             raise RuntimeError("sandbox not started")
-        return f"http://127.0.0.1:{server.server_port}"
+        scheme = "https" if server.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{server.server_port}"
+
+    @property
+    def pagerduty_url(self) -> str:
+        """Base URL of the PagerDuty Events API stand-in, ``https://127.0.0.1:PORT`` (trust it
+        with :attr:`ca_bundle`)."""
+        return self._url("pagerduty")
+
+    @property
+    def ca_bundle(self) -> str:
+        """Path of the PEM file holding the CA behind the sandbox's TLS certificate (the value
+        for ``http.verify_tls``). Exists while the sandbox runs; raises RuntimeError otherwise."""
+        if self._ca_path is None:
+            raise RuntimeError("sandbox not started")
+        return self._ca_path
 
     @property
     def zendesk_url(self) -> str:
@@ -326,6 +399,12 @@ class Sandbox:
     def jira_url(self) -> str:
         """Base URL of the Jira stand-in (the ``server`` for ``jira.JIRA``)."""
         return self._url("jira")
+
+    @property
+    def slack_url(self) -> str:
+        """Web API base URL of the Slack stand-in, ``http://127.0.0.1:PORT/api/`` (the
+        ``base_url`` of ``slack_sdk.WebClient``)."""
+        return self._url("slack") + "/api/"
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connectors.settings import JiraSettings, ZendeskSettings
+from connectors.settings import JiraSettings, PagerDutySettings, SlackSettings, ZendeskSettings
 from rules import RuleSet, load_rules
 from rules.source import Positions, Problem, ProblemsError, load_yaml
 
@@ -53,7 +53,7 @@ def _strong_secret(value: SecretStr) -> SecretStr:
                          "but empty?); remove the entry to refuse every webhook instead")
     if len(text) < MIN_SIGNING_SECRET_LENGTH:
         raise ValueError(f"signing secret is shorter than {MIN_SIGNING_SECRET_LENGTH} characters; "
-                         "use the secret Zendesk shows for the webhook")
+                         "use the secret the vendor shows for the webhook")
     return value
 
 
@@ -84,6 +84,11 @@ class ReceiverSettings(_Model):
         default=(),
         description="one per Zendesk webhook; any of them may sign a request; each at least "
         f"{MIN_SIGNING_SECRET_LENGTH} characters; empty = every webhook refused",
+    )
+    pagerduty_signing_secrets: tuple[SigningSecret, ...] = Field(
+        default=(),
+        description="PagerDuty webhook v3 subscription secrets (several while one is rotated); "
+        "a request signed with any of them is accepted; empty = every PagerDuty webhook refused",
     )
     retry_after_seconds: int = Field(5, gt=0, description="Retry-After sent with a 503")
 
@@ -132,6 +137,45 @@ class SandboxSettings(_Model):
 class ConnectorsSettings(_Model):
     zendesk: ZendeskSettings
     jira: JiraSettings
+    pagerduty: PagerDutySettings | None = None
+    slack: SlackSettings | None = None
+
+
+#: The connector each vendor's actions need (the Zendesk and Jira ones are always configured).
+ACTION_CONNECTOR = {"pagerduty": "pagerduty", "slack": "slack"}
+
+
+def _connector_problems(ruleset: RuleSet, app: AppConfig) -> list[Problem]:
+    """A rule whose action needs a connector the config lacks, or a PagerDuty service it does
+    not list, refuses to load (at the action's line), rather than dying at dispatch."""
+    problems: list[Problem] = []
+    pagerduty = app.connectors.pagerduty
+    for rule in ruleset:
+        for call in (*rule.actions, *rule.while_open, *rule.after_quiet):
+            vendor = call.name.split(".", 1)[0]
+            name = ACTION_CONNECTOR.get(vendor)
+            if name is None:
+                continue
+            where = f"rule {rule.id}: {call.name}"
+            if getattr(app.connectors, name) is None:
+                problems.append(Problem(rule.file, call.line, "",
+                                        f"{where} needs connectors.{name}, which is not "
+                                        "configured", f"add connectors.{name} to the config"))
+                continue
+            service = call.params.get("service")
+            if pagerduty is not None and call.name == "pagerduty.trigger":
+                services = sorted(pagerduty.routing_keys)
+                if service is None and pagerduty.default_service is None:
+                    problems.append(Problem(rule.file, call.line, "",
+                                            f"{where} names no service and "
+                                            "connectors.pagerduty has no default_service",
+                                            f"services: {', '.join(services)}"))
+                elif service is not None and service not in pagerduty.routing_keys:
+                    problems.append(Problem(rule.file, call.line, "",
+                                            f"{where}: unknown service {service!r}",
+                                            f"connectors.pagerduty.routing_keys has "
+                                            f"{', '.join(services)}"))
+    return problems
 
 
 class AppConfig(BaseSettings):
@@ -299,6 +343,8 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
     except ProblemsError as exc:
         problems.extend(exc.problems)
 
+    if app is not None and ruleset is not None:
+        problems.extend(_connector_problems(ruleset, app))
     if problems or app is None or ruleset is None:
         raise ProblemsError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     return LoadedConfig(path=path.resolve(), app=app, rules=ruleset)

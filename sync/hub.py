@@ -26,11 +26,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from connectors.http import RateLimiter
 from connectors.jira import JiraConnector
+from connectors.pagerduty import PagerDutyConnector
+from connectors.slack import SlackConnector
 from connectors.zendesk import ZendeskConnector
 from sync import inbox, leases, outbox
-from sync.actions import HANDLERS, VENDOR_OF
 from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
+from sync.handlers import HANDLERS, VENDOR_OF
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
 from sync.receiver import ReceiverProcess
@@ -55,6 +57,7 @@ class Hub:
     """
 
     def __init__(self, config: LoadedConfig, *, zendesk: Any = None, jira: Any = None,
+                 pagerduty: Any = None, slack: Any = None,
                  source: LoadedConfig | None = None) -> None:
         self.config = config
         app = config.app
@@ -62,6 +65,9 @@ class Hub:
         zd, jr = app.connectors.zendesk, app.connectors.jira
         self.zendesk = zendesk or ZendeskConnector(zd, limiter=RateLimiter(zd.requests_per_minute))
         self.jira = jira or JiraConnector(jr, limiter=RateLimiter(jr.requests_per_minute))
+        pd, sl = app.connectors.pagerduty, app.connectors.slack
+        self.pagerduty = pagerduty or (PagerDutyConnector(pd) if pd is not None else None)
+        self.slack = slack or (SlackConnector(sl) if sl is not None else None)
         backoff = {"base": app.dispatcher.backoff_base_seconds,
                    "cap": app.dispatcher.backoff_max_seconds}
         self.processor = EventProcessor(
@@ -72,7 +78,8 @@ class Hub:
             self.store, HANDLERS, zendesk=self.zendesk, jira=self.jira,
             jira_search_lag=jr.search_lag_seconds,
             retry=RetryPolicy(app.dispatcher.max_attempts, **backoff),
-            lease_seconds=app.dispatcher.lease_seconds)
+            lease_seconds=app.dispatcher.lease_seconds, pagerduty=self.pagerduty,
+            slack=self.slack)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
         self.reloader = RulesReloader(source or config, self._apply_rules)
@@ -140,6 +147,8 @@ class Hub:
             thread.join(timeout=30)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
+        if self.pagerduty is not None and hasattr(self.pagerduty, "close"):
+            self.pagerduty.close()  # its HTTP clients' pooled TLS connections
         self.store.close()
 
     def _start_receiver(self) -> None:

@@ -39,6 +39,7 @@ from rules.occurrence import COMMENT_ADDED, contexts, evaluate_once, event_types
 from rules.partial import judge
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
+from sync.incident_events import process_incident
 from sync.leases import LeaseLost
 from sync.links import links_for_ticket
 from sync.planning import CREATE_BUG, follow_up_rows
@@ -52,6 +53,8 @@ log = logging.getLogger("switchboard.processor")
 
 #: ``payload.style`` of the scheduler's tick events (window quiet periods).
 TICK = "tick"
+#: ``payload.style`` of PagerDuty incident events (``sync.incident_events``).
+PAGERDUTY = "pagerduty"
 # Built once: these run for every event.
 _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
@@ -281,6 +284,8 @@ class EventProcessor:
         payload = item.payload
         if payload.get("style") == TICK:
             return self._tick(item)
+        if payload.get("style") == PAGERDUTY:
+            return process_incident(self, item)
         fields: dict[str, Any] = dict(payload["fields"])
         ticket_id = int(fields["id"])
         updated_at = parse_time(fields["updated_at"])

@@ -24,6 +24,15 @@ the commit failed                                       503     nothing (``Retry
 Unhandled-but-signed payloads get a 2xx on purpose: Zendesk counts 4xx answers against the
 webhook's circuit breaker, and a tripped breaker would cut off the events that matter.
 
+``POST /webhooks/pagerduty`` (webhooks v3) is checked the same way, with PagerDuty's rules: the
+body must carry a ``v1=`` signature (``X-PagerDuty-Signature``) made with one of
+``pagerduty_signing_secrets`` (401 otherwise: PagerDuty retries nothing but 5xx/429, so nothing is
+lost that a configured hub would want); redeliveries share an ``X-Webhook-Id`` and are stored
+once; a correctly signed event of a type Switchboard does not act on (``service.updated``,
+``incident.priority_updated``...) gets a 202 and one ``ignored`` row — PagerDuty disables a
+subscription after three 4xx in a row. ``incident.triggered`` is stored (it tells which incident
+a dedup key opened) but fires no rule.
+
 ``GET /healthz`` answers 200 when the store answers.
 """
 
@@ -46,6 +55,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from connectors.models import parse_time
+from connectors.pagerduty_webhooks import (
+    HANDLED_EVENT_TYPES,
+    UnsupportedEventError,
+    parse_webhook,
+    verify_signature,
+)
+from connectors.pagerduty_webhooks import WebhookPayloadError as PagerDutyPayloadError
 from connectors.zendesk_webhooks import (
     IgnoredWebhook,
     WebhookPayloadError,
@@ -62,6 +78,11 @@ log = logging.getLogger("switchboard.webhooks")
 SIGNATURE = "x-zendesk-webhook-signature"
 TIMESTAMP = "x-zendesk-webhook-signature-timestamp"
 INVOCATION = "x-zendesk-webhook-invocation-id"
+PD_SIGNATURE = "x-pagerduty-signature"
+PD_WEBHOOK_ID = "x-webhook-id"
+#: PagerDuty incident events stored for processing: the handled ones, and the trigger that says
+#: which incident a dedup key opened.
+PD_STORED = HANDLED_EVENT_TYPES | {"incident.triggered"}
 
 
 class _TooLarge(Exception):
@@ -107,7 +128,67 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
     reachable as ``app.state.writer`` so that its owner can close it.
     """
     secrets = [s.get_secret_value().encode() for s in settings.zendesk_signing_secrets]
+    pd_secrets = [s.get_secret_value() for s in settings.pagerduty_signing_secrets]
     writer = writer or InboxWriter(store)
+
+    async def _commit(**event: object) -> AcceptResult | JSONResponse:
+        try:
+            return await _stored(writer.accept(**event))
+        except Exception:
+            log.exception("inbox commit failed; answering 503")
+            return _error(503, "could not store the event; retry later",
+                          **{"Retry-After": str(settings.retry_after_seconds)})
+
+    async def pagerduty(request: Request) -> JSONResponse:
+        try:
+            body = await _read_capped(request, settings.max_body_bytes)
+        except _TooLarge:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        except ClientDisconnect:
+            return _error(400, "client disconnected")
+        signature = request.headers.get(PD_SIGNATURE)
+        if not signature:
+            return _error(401, f"missing {PD_SIGNATURE} header")
+        if not pd_secrets:
+            return _error(401, "no PagerDuty signing secret is configured; refusing unsigned "
+                               "input")
+        if not verify_signature(body, signature, pd_secrets):
+            return _error(401, "signature does not match")
+        webhook_id = (request.headers.get(PD_WEBHOOK_ID) or "").strip()[:160] or None
+        delivery = f"pagerduty:{webhook_id}" if webhook_id else None
+        try:
+            event = parse_webhook(body)
+        except UnsupportedEventError as exc:
+            return await _ignored(delivery, "not an incident", str(exc))
+        except PagerDutyPayloadError as exc:
+            return _error(400, f"malformed payload: {exc}")
+        if event.event_type not in PD_STORED:
+            return await _ignored(delivery, event.event_type,
+                                  f"{event.event_type} is not an event Switchboard acts on")
+        fields = {name: getattr(event, name) for name in event.__dataclass_fields__}
+        fields["occurred_at"] = fields["occurred_at"].isoformat()
+        result = await _commit(
+            source="pagerduty", kind=event.event_type[:96],
+            entity_key=f"pagerduty:incident:{event.incident_id}"[:128],
+            change_key=f"pagerduty:{event.event_id}"[:192], delivery_id=delivery,
+            payload={"style": "pagerduty", "event": fields})
+        if isinstance(result, JSONResponse):
+            return result
+        if not result.accepted:
+            return JSONResponse({"status": "duplicate", "by": result.duplicate_by,
+                                 "id": result.inbox_id}, status_code=202)
+        on_accept()
+        return JSONResponse({"status": "accepted", "id": result.inbox_id}, status_code=202)
+
+    async def _ignored(delivery: str | None, kind: str, reason: str) -> JSONResponse:
+        result = await _commit(source="pagerduty", kind=kind[:96],
+                               entity_key="pagerduty:ignored", payload={"reason": reason},
+                               delivery_id=delivery, status="ignored",
+                               outcome=f"ignored: {reason}")
+        if isinstance(result, JSONResponse):
+            return result
+        return JSONResponse({"status": "ignored", "reason": reason, "id": result.inbox_id},
+                            status_code=202)
 
     async def zendesk(request: Request) -> JSONResponse:
         try:
@@ -188,6 +269,7 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
 
     app = Starlette(routes=[
         Route("/webhooks/zendesk", zendesk, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
     app.state.writer = writer

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox import Sandbox
-from sandbox.demo import sandboxed_config, zendesk_ticket
+from sandbox.demo import sandboxed_config, subscribe_pagerduty, zendesk_ticket
 from sync.config import LoadedConfig, load_config
 from sync.hub import Hub
 from sync.schema import decisions, inbox, outbox
@@ -62,6 +62,7 @@ def make_hub(sb: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
         hubs.append(hub)
         secret = hub.config.app.receiver.zendesk_signing_secrets[0].get_secret_value()
         sb.zendesk.configure_webhook(f"{hub.url}/webhooks/zendesk", secret)
+        subscribe_pagerduty(hub, sb)
         hub.wait_idle(10)  # the start-up backfill poll
         return hub
 

@@ -35,4 +35,9 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
                           ("product-feedback", "shadow 40 9 9 0")):
         assert re.search(rf"{rule} +{decided.replace(' ', ' +')}", re.sub(r"[│┃]", " ", out)), \
             rule
+    # The escalation scene: one page per incident, one thread each, PagerDuty's acknowledge back.
+    assert "Escalations: 2 pages, 2 Slack threads, 1 acknowledged in PagerDuty" in out
+    assert "Acknowledged by Priya Shah; 1 ticket(s) from Acme Logistics" in out
+    assert "↳ Acknowledged by Priya Shah." in out
+    assert "7 ticket(s) from Acme Logistics, Brightside Dental, Cobalt Freight" in out
     assert (tmp_path / "var" / "demo.db").exists()
