@@ -35,7 +35,10 @@ def _configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
-        for noisy in ("switchboard.http", "apscheduler", "alembic", "uvicorn"):
+        # httpx2 (under the pagerduty client) logs every request at INFO; our connectors log
+        # one line per call themselves (switchboard.http, shown with --verbose).
+        for noisy in ("switchboard.http", "apscheduler", "alembic", "uvicorn",
+                      "httpx2", "httpcore2", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

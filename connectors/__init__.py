@@ -6,12 +6,25 @@ naming convention.
 
 from __future__ import annotations
 
-__all__ = ["CONNECTORS", "JiraConnector", "ZendeskConnector"]
+__all__ = [
+    "CONNECTORS",
+    "JiraConnector",
+    "PagerDutyConnector",
+    "SlackConnector",
+    "ZendeskConnector",
+]
 
 from connectors.jira import JiraConnector
+from connectors.pagerduty import PagerDutyConnector
+from connectors.slack import SlackConnector
 from connectors.zendesk import ZendeskConnector
 
-CONNECTORS: dict[str, type[ZendeskConnector] | type[JiraConnector]] = {
+CONNECTORS: dict[
+    str,
+    type[ZendeskConnector] | type[JiraConnector] | type[PagerDutyConnector] | type[SlackConnector],
+] = {
     "zendesk": ZendeskConnector,
     "jira": JiraConnector,
+    "pagerduty": PagerDutyConnector,
+    "slack": SlackConnector,
 }

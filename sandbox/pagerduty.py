@@ -8,6 +8,13 @@ kept by (routing key, dedup key): a trigger opens an incident, or is de-duplicat
 one (its alert counter goes up); acknowledge and resolve apply to the open incident and are
 dropped (still 202) when there is none; after a resolve, a trigger opens a new incident.
 
+A trigger that opens an incident delivers a signed ``incident.triggered`` v3 webhook (its agent
+is the incident's service) to every subscription; a de-duplicated trigger delivers nothing.
+PagerDuty sends it asynchronously; the stand-in sends it before answering the 202, so a caller
+that has its answer also finds the delivery (:meth:`~PagerDutyState.deliveries`). Acknowledge and
+resolve sent through the Events API deliver nothing here (PagerDuty would send
+``incident.acknowledged`` / ``incident.resolved``; not modelled yet).
+
 Tests and the demo play the responder with :meth:`PagerDutyState.acknowledge_incident`,
 :meth:`~PagerDutyState.resolve_incident` and :meth:`~PagerDutyState.annotate_incident`: each
 changes the incident as the PagerDuty UI would and delivers a signed v3 webhook to every
@@ -168,7 +175,7 @@ class PagerDutyState:
             incident["assignees"] = [user_ref(by)]
             incident["acknowledged_by"] = by
             data = incident_data(incident)
-        return self._deliver("incident.acknowledged", by, data)
+        return self._deliver("incident.acknowledged", user_ref(by), data)
 
     def resolve_incident(
         self, dedup_key: str, by: str = "Alex Doe", *, routing_key: str | None = None
@@ -181,7 +188,7 @@ class PagerDutyState:
             incident["resolved_by"] = by
             del self._open[(incident["routing_key"], dedup_key)]
             data = incident_data(incident)
-        return self._deliver("incident.resolved", by, data)
+        return self._deliver("incident.resolved", user_ref(by), data)
 
     def annotate_incident(
         self, dedup_key: str, note: str, by: str = "Alex Doe", *,
@@ -195,7 +202,7 @@ class PagerDutyState:
             note_id = pd_id("P", f"{incident['id']}-note-{len(incident['notes'])}")
             incident["notes"].append({"id": note_id, "content": note, "user": by})
             data = note_data(incident, note_id, note)
-        return self._deliver("incident.annotated", by, data)
+        return self._deliver("incident.annotated", user_ref(by), data)
 
     def redeliver(self, webhook_id: str) -> int | None:
         """Send an earlier delivery again, byte for byte (same ``X-Webhook-Id``). Returns the
@@ -237,9 +244,12 @@ class PagerDutyState:
         return problems
 
     def _apply(self, event: dict[str, Any]) -> str:
+        """Apply an accepted event; a trigger that opens an incident delivers
+        ``incident.triggered`` (after the lock is released) before this returns."""
         key: str = event["routing_key"]
         action: str = event["event_action"]
         dedup_key: str = event.get("dedup_key") or uuid.uuid4().hex
+        triggered: tuple[dict[str, Any], dict[str, Any]] | None = None
         with self.lock:
             incident_id = self._open.get((key, dedup_key))
             incident = self._incidents.get(incident_id) if incident_id else None
@@ -249,6 +259,7 @@ class PagerDutyState:
             elif action == "trigger":
                 incident = self._open_new(key, dedup_key, event["payload"])
                 outcome = "opened"
+                triggered = (copy.deepcopy(incident["service"]), incident_data(incident))
             elif incident is None:
                 outcome = "dropped"
             elif action == "acknowledge":
@@ -262,6 +273,9 @@ class PagerDutyState:
                                  "outcome": outcome,
                                  "incident_id": incident["id"] if incident else None,
                                  "received_at": self.clock().isoformat()})  # fmt: skip
+        if triggered is not None:
+            agent, data = triggered
+            self._deliver("incident.triggered", agent, data)
         return dedup_key
 
     def _open_new(self, key: str, dedup_key: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -315,13 +329,13 @@ class PagerDutyState:
             raise KeyError(f"no incident with dedup_key {dedup_key!r}")
         return max(found, key=lambda i: i["number"])
 
-    def _deliver(self, event_type: str, by: str, data: dict[str, Any]) -> int | None:
+    def _deliver(self, event_type: str, agent: dict[str, Any], data: dict[str, Any]) -> int | None:
         with self.lock:
             subscriptions = list(self._subscriptions)
             occurred_at = iso_time(self.clock())
         worst: int | None = None
         for subscription in subscriptions:
-            delivery = build_delivery(subscription, event_type, by, data, occurred_at)
+            delivery = build_delivery(subscription, event_type, agent, data, occurred_at)
             with self.lock:
                 self._deliveries[delivery.webhook_id] = delivery
             post(delivery, self.delivery_timeout, self.lock)

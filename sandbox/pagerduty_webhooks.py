@@ -9,7 +9,9 @@ webhook, the same on every redelivery) and ``X-Webhook-Subscription``; the body 
                "agent": {user_reference}, "client": null, "data": {...}}}
 
 ``data`` is the ``incident`` object, or for ``incident.annotated`` an ``incident_note`` that only
-references the incident.
+references the incident. ``agent`` is the responder (a ``user_reference``) for what a person did,
+and the incident's service (a ``service_reference``) for ``incident.triggered`` opened by an
+Events API trigger.
 """
 
 from __future__ import annotations
@@ -130,15 +132,20 @@ def note_data(incident: dict[str, Any], note_id: str, content: str) -> dict[str,
 
 
 def build_delivery(
-    subscription: Subscription, event_type: str, by: str, data: dict[str, Any], occurred_at: str
+    subscription: Subscription,
+    event_type: str,
+    agent: dict[str, Any],
+    data: dict[str, Any],
+    occurred_at: str,
 ) -> Delivery:
-    """A signed, not yet sent, webhook of ``event_type`` by the responder ``by``."""
+    """A signed, not yet sent, webhook of ``event_type`` whose ``agent`` is a reference object
+    (:func:`user_ref` for a responder, the incident's ``service`` for a trigger)."""
     payload = {"event": {
         "id": str(uuid.uuid4()),
         "event_type": event_type,
         "resource_type": "incident",
         "occurred_at": occurred_at,
-        "agent": user_ref(by),
+        "agent": copy.deepcopy(agent),
         "client": None,
         "data": data,
     }}  # fmt: skip

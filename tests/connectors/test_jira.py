@@ -25,6 +25,8 @@ from connectors.errors import (
 )
 from connectors.jira import JiraConnector
 from connectors.models import BugDraft, IssueRef, RemoteLink
+from connectors.pagerduty import PagerDutyConnector
+from connectors.slack import SlackConnector
 from connectors.zendesk import ZendeskConnector
 from tests.connectors.support import JIRA, JIRA_TOKEN, jira_settings, load
 
@@ -57,8 +59,10 @@ def calls_to(rsps: responses.RequestsMock, url: str) -> list[Any]:
     return [c for c in rsps.calls if c.request.url.split("?")[0] == url]
 
 
-def test_registry_names_both_connectors() -> None:
-    assert {"zendesk": ZendeskConnector, "jira": JiraConnector} == CONNECTORS
+def test_registry_names_every_connector_by_its_name() -> None:
+    assert {"zendesk": ZendeskConnector, "jira": JiraConnector,
+            "pagerduty": PagerDutyConnector, "slack": SlackConnector} == CONNECTORS
+    assert all(name == cls.name for name, cls in CONNECTORS.items())
 
 
 # --- lazy client ------------------------------------------------------------------------------

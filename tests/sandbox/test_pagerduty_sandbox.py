@@ -3,6 +3,8 @@ received by an independent local server."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,11 +280,11 @@ def test_a_responder_acknowledging_delivers_a_signed_webhook_the_connector_reads
     sb: Sandbox, pd: PagerDutyConnector, receiver: _Receiver
 ) -> None:
     sb.pagerduty.subscribe(receiver.url, [OLD_SECRET, SECRET])
-    pd.trigger(None, _alert())
+    pd.trigger(None, _alert())  # delivers incident.triggered first
 
     assert sb.pagerduty.acknowledge_incident("zendesk-1001", by="Alex Doe") == 202
 
-    [(headers, body)] = receiver.received
+    _triggered, (headers, body) = receiver.received
     assert headers["Content-Type"] == "application/json"
     assert headers["X-PagerDuty-Signature"].count("v1=") == 2
     assert verify_signature(body, headers["X-PagerDuty-Signature"], [SECRET])
@@ -303,11 +305,12 @@ def test_redeliver_resends_the_same_webhook_with_the_same_id(
     sb.pagerduty.subscribe(receiver.url, [SECRET])
     pd.trigger(None, _alert())
     sb.pagerduty.acknowledge_incident("zendesk-1001")
-    [delivery] = sb.pagerduty.deliveries()
+    triggered, delivery = sb.pagerduty.deliveries()
+    assert triggered.payload()["event"]["event_type"] == "incident.triggered"
 
     assert sb.pagerduty.redeliver(delivery.webhook_id) == 202
 
-    (first_headers, first_body), (again_headers, again_body) = receiver.received
+    _, (first_headers, first_body), (again_headers, again_body) = receiver.received
     assert first_headers["X-Webhook-Id"] == again_headers["X-Webhook-Id"] == delivery.webhook_id
     assert again_body == first_body
     assert again_headers["X-PagerDuty-Signature"] == first_headers["X-PagerDuty-Signature"]
@@ -322,7 +325,8 @@ def test_annotate_and_resolve_deliver_distinct_webhooks(
     sb.pagerduty.annotate_incident("zendesk-1001", "Rolled back the deploy", by="Sam Roe")
     sb.pagerduty.resolve_incident("zendesk-1001", by="Sam Roe")
 
-    note, resolved = (parse_webhook(body) for _, body in receiver.received)
+    triggered, note, resolved = (parse_webhook(body) for _, body in receiver.received)
+    assert triggered.event_type == "incident.triggered"
     assert note.event_type == "incident.annotated"
     assert note.note == "Rolled back the deploy"
     assert note.incident_key is None
@@ -330,7 +334,115 @@ def test_annotate_and_resolve_deliver_distinct_webhooks(
     assert (resolved.event_type, resolved.status) == ("incident.resolved", "resolved")
     assert resolved.agent_name == "Sam Roe"
     ids = {headers["X-Webhook-Id"] for headers, _ in receiver.received}
-    assert len(ids) == 2
+    assert len(ids) == 3
     # The responder resolved it: the hub's own resolve is now accepted and dropped.
     pd.resolve(None, "zendesk-1001")
     assert sb.pagerduty.events()[-1]["outcome"] == "dropped"
+
+
+def test_a_trigger_that_opens_an_incident_delivers_one_signed_incident_triggered(
+    sb: Sandbox, pd: PagerDutyConnector, receiver: _Receiver
+) -> None:
+    sb.pagerduty.require_routing_keys({OPS_KEY: "Checkout API"})
+    subscription = sb.pagerduty.subscribe(receiver.url, [OLD_SECRET, SECRET])
+
+    pd.trigger(None, _alert())  # delivered before the 202: nothing to wait for
+
+    [(headers, body)] = receiver.received
+    incident = sb.pagerduty.incident("zendesk-1001")
+    signature = headers["X-PagerDuty-Signature"]
+    assert signature.count("v1=") == 2
+    assert verify_signature(body, signature, [SECRET])
+    assert verify_signature(body, signature, [OLD_SECRET])
+    assert not verify_signature(body, signature, ["someone-else"])
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Webhook-Subscription"] == subscription
+    event = parse_webhook(body)
+    assert event.event_type == "incident.triggered"
+    assert event.incident_id == incident["id"]
+    assert event.incident_key == "zendesk-1001"
+    assert event.status == "triggered"
+    assert event.title == "Checkout down (ticket 1001)"
+    assert event.html_url == incident["html_url"]
+    assert event.incident_number == incident["number"]
+    assert (event.urgency, event.service_name) == ("high", "Checkout API")
+    envelope = json.loads(body)["event"]
+    assert envelope["resource_type"] == "incident"
+    assert envelope["agent"] == incident["service"]  # the integration, not a person
+    assert envelope["agent"]["type"] == "service_reference"
+    assert set(envelope["data"]) == {
+        "id", "type", "self", "html_url", "number", "status", "incident_key", "created_at",
+        "title", "service", "assignees", "escalation_policy", "teams", "priority", "urgency",
+        "conference_bridge", "resolve_reason"}
+    [delivery] = sb.pagerduty.deliveries()
+    assert (delivery.webhook_id, delivery.status) == (headers["X-Webhook-Id"], 202)
+
+
+def test_a_deduplicated_trigger_delivers_nothing(
+    sb: Sandbox, pd: PagerDutyConnector, receiver: _Receiver
+) -> None:
+    sb.pagerduty.subscribe(receiver.url, [SECRET])
+    pd.trigger(None, _alert())
+    pd.trigger(None, _alert(summary="Checkout still down"))
+    pd.acknowledge(None, "zendesk-1001")
+    pd.trigger(None, _alert())
+
+    assert [e["outcome"] for e in sb.pagerduty.events()] == [
+        "opened", "deduplicated", "acknowledged", "deduplicated"]
+    [delivery] = sb.pagerduty.deliveries()
+    assert delivery.payload()["event"]["event_type"] == "incident.triggered"
+    assert len(receiver.received) == 1
+
+
+def test_a_trigger_after_a_resolve_delivers_incident_triggered_for_the_new_incident(
+    sb: Sandbox, pd: PagerDutyConnector, receiver: _Receiver
+) -> None:
+    sb.pagerduty.subscribe(receiver.url, [SECRET])
+    pd.trigger(None, _alert())
+    pd.resolve(None, "zendesk-1001")
+    pd.trigger(None, _alert())
+
+    first, second = (parse_webhook(body) for _, body in receiver.received)
+    assert (first.event_type, second.event_type) == ("incident.triggered", "incident.triggered")
+    assert [first.incident_id, second.incident_id] == [
+        i["id"] for i in sb.pagerduty.incidents()]
+    assert first.incident_id != second.incident_id
+
+
+def test_a_trigger_without_a_subscription_delivers_nothing(
+    sb: Sandbox, pd: PagerDutyConnector
+) -> None:
+    pd.trigger(None, _alert())
+
+    assert sb.pagerduty.deliveries() == []
+    assert [e["outcome"] for e in sb.pagerduty.events()] == ["opened"]
+
+
+def test_incident_triggered_can_be_redelivered_unchanged(
+    sb: Sandbox, pd: PagerDutyConnector, receiver: _Receiver
+) -> None:
+    sb.pagerduty.subscribe(receiver.url, [SECRET])
+    pd.trigger(None, _alert())
+    [delivery] = sb.pagerduty.deliveries()
+
+    assert sb.pagerduty.redeliver(delivery.webhook_id) == 202
+
+    (first_headers, first_body), (again_headers, again_body) = receiver.received
+    assert first_headers["X-Webhook-Id"] == again_headers["X-Webhook-Id"] == delivery.webhook_id
+    assert again_body == first_body
+    assert delivery.attempts == [202, 202]
+
+
+def test_an_unreachable_subscriber_does_not_fail_the_trigger(
+    sb: Sandbox, pd: PagerDutyConnector
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sb.pagerduty.subscribe(f"http://127.0.0.1:{port}/webhooks/pagerduty", [SECRET])
+
+    assert pd.trigger(None, _alert()) == "zendesk-1001"
+
+    [delivery] = sb.pagerduty.deliveries()
+    assert delivery.status is None and delivery.error == "ConnectionError"
+    assert [e["outcome"] for e in sb.pagerduty.events()] == ["opened"]
