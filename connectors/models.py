@@ -13,6 +13,7 @@ __all__ = [
     "Comment",
     "ExportPage",
     "IssueRef",
+    "NewTicket",
     "Organization",
     "RemoteLink",
     "SlackMessage",
@@ -275,9 +276,28 @@ class TicketUpdate:
     tags: tuple[str, ...] | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     status: str | None = None
+    #: ``incident`` with ``problem_id`` attaches the ticket to a problem ticket.
+    type: str | None = None
+    problem_id: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """A ticket Switchboard opens itself (an outage's problem ticket).
+
+    ``note`` is its first comment, internal. ``external_id`` names it so that a creation whose
+    answer was lost can be found again (``GET /api/v2/tickets.json?external_id=``).
+    """
+
+    subject: str
+    note: str
+    type: str | None = None
+    priority: str | None = None
+    tags: tuple[str, ...] = ()
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

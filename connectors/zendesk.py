@@ -44,6 +44,7 @@ from connectors.http import RateLimiter, build_session, translate_transport_erro
 from connectors.models import (
     Comment,
     ExportPage,
+    NewTicket,
     Organization,
     Ticket,
     TicketPeople,
@@ -317,9 +318,45 @@ class ZendeskConnector:
             ]
         if update.status is not None:
             payload["status"] = update.status
+        if update.type is not None:
+            payload["type"] = update.type
+        if update.problem_id is not None:
+            payload["problem_id"] = positive_id(update.problem_id, "problem id")
         payload["safe_update"] = True
         payload["updated_stamp"] = format_time(update.updated_stamp)
         return payload
+
+    def create_ticket(self, new: NewTicket) -> Ticket:
+        """Open a ticket (exactly one ``POST /api/v2/tickets.json``), its first comment internal.
+
+        Not idempotent: a creation whose answer was lost may have landed. Callers that must not
+        open two set ``external_id`` and look for it with :meth:`find_tickets_by_external_id`
+        before trying again.
+        """
+        zticket = ZenpyTicket(subject=new.subject,
+                              comment=ZenpyComment(body=new.note, public=False))
+        for key in ("type", "priority", "external_id"):
+            value = getattr(new, key)
+            if value is not None:
+                setattr(zticket, key, value)
+        if new.tags:
+            zticket.tags = list(new.tags)
+        what = f"create ticket {new.subject[:60]!r}"
+        with translate_transport_errors(VENDOR, what):
+            result = self._client.tickets.create(zticket)
+        # The answer is {"ticket", "audit"}, which zenpy turns into a TicketAudit.
+        return self._to_ticket(getattr(result, "ticket", result), what)
+
+    def find_tickets_by_external_id(self, external_id: str) -> list[Ticket]:
+        """The tickets with this external id (one ``GET /api/v2/tickets.json?external_id=``,
+        first page: Switchboard's external ids name one ticket each)."""
+        what = f"find tickets with external id {external_id!r}"
+        data = self._get_json(self._client.tickets.endpoint(external_id=external_id), what)
+        tickets = data.get("tickets")
+        if not isinstance(tickets, list):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail="no 'tickets' list")
+        return [self._ticket_from_json(t, what) for t in tickets]
 
     # -- people and raw reads ------------------------------------------------------------------
 

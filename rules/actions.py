@@ -18,6 +18,7 @@ __all__ = [
     "PagerDutyIncidentParams",
     "PagerDutyTriggerParams",
     "SlackThreadParams",
+    "ZendeskProblemParams",
     "ZendeskUpdateParams",
 ]
 
@@ -148,6 +149,25 @@ class SlackThreadParams(_Params):
     incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
 
 
+ZendeskPriority = Literal["urgent", "high", "normal", "low"]
+
+
+class ZendeskProblemParams(_Params):
+    """Open the escalation's Zendesk problem ticket (once) and attach its tickets as incidents.
+
+    Every later call attaches the tickets that joined since; solving the problem in Zendesk
+    solves its incidents.
+    """
+
+    subject: NonEmpty | None = Field(
+        None, description="the problem ticket's subject; default: the escalation's title")
+    note: NonEmpty | None = Field(
+        None, description="its first comment (internal); default: what opened it and why")
+    priority: ZendeskPriority | None = None
+    tags: list[NoSpaces] = Field(default_factory=list)
+    incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
     """One action: what it does and how its parameters are checked and rendered."""
@@ -219,9 +239,20 @@ ACTIONS: dict[str, ActionSpec] = {
             produces="slack",
             result_fields=frozenset({"channel", "ts", "escalation"}),
         ),
+        ActionSpec(
+            name="zendesk.problem",
+            description=(
+                "Open the escalation's Zendesk problem ticket (once) and attach its tickets to"
+                " it as incidents."
+            ),
+            params=ZendeskProblemParams,
+            template_params=frozenset({"subject", "note", "incident"}),
+            produces="problem",
+            result_fields=frozenset({"id", "url", "escalation", "created"}),
+        ),
     )
 }
 
 #: Actions that belong to an escalation (run in order per escalation, see ``sync.escalations``).
-ESCALATION_ACTIONS = frozenset(
-    {"pagerduty.trigger", "pagerduty.acknowledge", "pagerduty.resolve", "slack.thread"})
+ESCALATION_ACTIONS = frozenset({"pagerduty.trigger", "pagerduty.acknowledge", "pagerduty.resolve",
+                                "slack.thread", "zendesk.problem"})

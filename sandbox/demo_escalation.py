@@ -4,7 +4,8 @@ Played after the sample (whose report it leaves as it was): one urgent ticket fr
 organization pages PagerDuty and opens a Slack thread; the on-call engineer acknowledges in the
 PagerDuty stand-in, whose signed webhook comes back to the hub; then seven tickets about one
 product area arrive together and open ONE outage incident and ONE thread whose root counts them.
-It prints the pages PagerDuty received and each Slack thread as it ended up.
+It prints the pages PagerDuty received, each Slack thread as it ended up, and the outage's Zendesk
+problem ticket with the tickets attached to it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def escalation_scene(hub: Hub, sb: Sandbox, field_ids: dict[str, int], console: 
     if hub.pagerduty is None or hub.slack is None:
         console.print("No escalation scene: connectors.pagerduty / connectors.slack are not "
                       "configured.")
-        return {"pages": 0, "threads": 0, "acknowledged": 0}
+        return {"pages": 0, "threads": 0, "acknowledged": 0, "problems": 0}
     down = _create(sb, field_ids, subject="Dispatch board shows no vehicles", org=501,
                    priority="urgent", tags=["outage"], area="dispatch")
     hub.wait_idle(timeout)
@@ -70,8 +71,16 @@ def escalation_scene(hub: Hub, sb: Sandbox, field_ids: dict[str, int], console: 
                           f"{escape(str(root.get('text')))}")
             for reply in sb.slack.thread(channel, str(root["ts"])):
                 console.print(f"    ↳ {escape(str(reply.get('text')))}")
+    problems = [t for t in sb.zendesk.tickets() if t.get("type") == "problem"
+                and str(t.get("external_id") or "").startswith("switchboard/")]
+    for problem in problems:
+        incidents = sb.zendesk.incidents(int(problem["id"]))
+        console.print(f"[bold]Zendesk problem #{problem['id']}[/] "
+                      f"{escape(str(problem.get('subject')))}: {len(incidents)} incident(s) "
+                      f"attached ({', '.join(f'#{i}' for i in incidents)})")
     triggers = sum(1 for e in events if e.get("event_action") == "trigger")
     console.print(f"[bold]Escalations:[/] {triggers} pages, {threads} Slack threads, "
-                  f"{acknowledged} acknowledged in PagerDuty and reported back "
-                  f"(thread reply and internal note)")
-    return {"pages": triggers, "threads": threads, "acknowledged": acknowledged}
+                  f"{len(problems)} problem ticket(s), {acknowledged} acknowledged in PagerDuty "
+                  f"and reported back (thread reply and internal note)")
+    return {"pages": triggers, "threads": threads, "acknowledged": acknowledged,
+            "problems": len(problems)}

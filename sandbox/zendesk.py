@@ -227,8 +227,10 @@ class ZendeskState:
             seeded = parse_timestamp(data["updated_at"]) if data.get("updated_at") else None
             if seeded is None and data.get("created_at"):
                 seeded = created
+            self._check_problem(ticket)
             self._touch(ticket, seeded)
             self._tickets[ticket_id] = ticket
+            self._mark_problem(ticket)
             audit_id = self._next("audit")
             comment = self._comment(ticket, ticket["description"], ticket["is_public"],
                                     submitter, channel, audit_id)  # fmt: skip
@@ -278,6 +280,7 @@ class ZendeskState:
             before = copy.deepcopy(ticket)
             working = copy.deepcopy(ticket)  # all or nothing: a 422 must leave no partial edit
             events = apply_changes(working, changes, self._event)
+            self._check_problem(working)
             comment = changes.get("comment") or {}
             body = comment.get("body") or comment.get("html_body")
             audit_id = self._next("audit")
@@ -290,6 +293,7 @@ class ZendeskState:
             ticket.update(working)
             self._previous[ticket["id"]] = before
             self._touch(ticket)
+            self._mark_problem(ticket)
             if body:
                 public = comment.get("public", True)
                 public = public is True or (isinstance(public, str) and public.lower() == "true")
@@ -306,6 +310,35 @@ class ZendeskState:
         return the ticket. Raises ZendeskError (404 for a missing ticket, 422 invalid values)."""
         author = author_id if author_id is not None else self.agent_author_id
         return self.apply_update(ticket_id, changes, author_id=author, channel="web")[0]
+
+    def _check_problem(self, ticket: dict[str, Any]) -> None:
+        """Zendesk's rule for ``problem_id``: only an incident names a problem, and it must be a
+        live ticket of type ``problem``. Raises ZendeskError(422)."""
+        problem_id = ticket.get("problem_id")
+        if problem_id is None:
+            return
+        if ticket.get("type") != "incident":
+            raise invalid("problem_id", "Problem: only incidents can be linked to a problem")
+        problem = self._tickets.get(problem_id) if isinstance(problem_id, int) else None
+        if problem is None or problem["status"] == "deleted" or problem.get("type") != "problem":
+            raise invalid("problem_id", f"Problem: {problem_id!r} is not a problem ticket")
+
+    def _mark_problem(self, ticket: dict[str, Any]) -> None:
+        problem = self._tickets.get(ticket.get("problem_id") or -1)
+        if problem is not None:
+            problem["has_incidents"] = True
+
+    def incidents(self, problem_id: int) -> list[int]:
+        """Ids of the live incidents linked to a problem ticket."""
+        with self.lock:
+            return sorted(t["id"] for t in self._tickets.values()
+                          if t.get("problem_id") == problem_id and t["status"] != "deleted")
+
+    def tickets_by_external_id(self, external_id: str) -> list[dict[str, Any]]:
+        """Copies of the live tickets with this ``external_id``, by id."""
+        with self.lock:
+            return [copy.deepcopy(t) for _, t in sorted(self._tickets.items())
+                    if t.get("external_id") == external_id and t["status"] != "deleted"]
 
     def ticket(self, ticket_id: int) -> dict[str, Any]:
         """A copy of one ticket's JSON. Raises ZendeskError(404) if missing or deleted."""

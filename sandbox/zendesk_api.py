@@ -149,6 +149,15 @@ def _audits(state: ZendeskState, request: Request, match: re.Match[str]) -> Resp
     return _list_of(state, "audits", state.audits(int(match.group(1))))
 
 
+def _list(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
+    """``GET /tickets.json``: only the ``external_id`` filter Switchboard uses is served (one
+    page); without it, every live ticket (no pagination: the stand-in holds few)."""
+    external_id = request.param("external_id")
+    tickets = state.tickets() if external_id is None \
+        else state.tickets_by_external_id(external_id)
+    return _list_of(state, "tickets", tickets)
+
+
 def _ids_param(request: Request) -> list[int]:
     raw = request.param("ids") or ""
     try:
@@ -266,6 +275,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("PUT", re.compile(_TICKET), _update),
     ("DELETE", re.compile(_TICKET), _delete),
     ("POST", re.compile(r"^/api/v2/tickets(?:\.json)?$"), _create),
+    ("GET", re.compile(r"^/api/v2/tickets(?:\.json)?$"), _list),
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/comments(?:\.json)?$"), _comments),
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/audits(?:\.json)?$"), _audits),
     ("GET", re.compile(r"^/api/v2/job_statuses/([^/]+?)(?:\.json)?$"), _job_status),

@@ -119,7 +119,7 @@ def new_ticket(
         "follower_ids": [],
         "email_cc_ids": [],
         "forum_topic_id": None,
-        "problem_id": data.get("problem_id"),
+        "problem_id": int_id(data.get("problem_id")),
         "has_incidents": False,
         "is_public": bool(comment.get("public", True)),
         "due_at": data.get("due_at"),

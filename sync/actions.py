@@ -28,8 +28,10 @@ __all__ = [
     "VENDOR_OF",
     "ActionContext",
     "ActionOutcome",
+    "TicketWrite",
     "bug_label",
     "marker_tag",
+    "write_ticket",
 ]
 
 import logging
@@ -177,6 +179,83 @@ def _apply_tags(current: tuple[str, ...], add: list[str], remove: list[str]) -> 
     return tuple(tags)
 
 
+@dataclass(frozen=True)
+class TicketWrite:
+    """How one safe ticket write ended (:func:`write_ticket`)."""
+
+    ticket_id: int
+    marker: str
+    landed: Ticket | None  # None: an earlier attempt landed, proved by the marker on a re-read
+    conflicts: int
+    on_seen_state: bool
+
+    def result(self) -> dict[str, Any]:
+        if self.landed is None:
+            return {"ticket_id": self.ticket_id, "marker": self.marker,
+                    "confirmed_by": "re-read", **({"conflicts": self.conflicts}
+                                                  if self.conflicts else {})}
+        return {"ticket_id": self.ticket_id, "updated_at": format_time(self.landed.updated_at),
+                "marker": self.marker, "conflicts": self.conflicts}
+
+    def commit(self, conn: sa.Connection, outbox_id: int) -> None:
+        """Record the write as Switchboard's own (its echo is then recognised)."""
+        if self.landed is None:
+            return
+        record_write(conn, "zendesk", self.ticket_id, self.landed, outbox_id)
+        if self.on_seen_state:
+            put_snapshot(conn, self.landed)
+
+
+def write_ticket(ctx: ActionContext, ticket_id: int, delta: Mapping[str, Any], *,
+                 note: str | None = None, public: bool = False, step: str = "") -> TicketWrite:
+    """One safe update of a ticket: ``delta`` (``marker``, ``add_tags``, ``remove_tags``,
+    ``fields``, ``status`` and ``ticket`` — plain ticket keys such as ``type``) and the note.
+
+    ``step`` names the write within its intent (an intent writing several tickets gives each its
+    own): the delta is saved in the intent's progress as ``delta<step>`` before it is sent.
+    """
+    marker = str(delta["marker"])
+    sent = f"sent{step}"
+    with ctx.store.read() as conn:
+        snapshot = get_snapshot(conn, ticket_id)
+    current: Ticket | None = snapshot
+    if ctx.progress.get(sent) or current is None:
+        current = ctx.zendesk.get_ticket(ticket_id)
+        if marker in current.tags:
+            # An earlier attempt landed. Its own stamp is unknown (this read may include later
+            # edits by agents), so nothing is recorded as Switchboard's: the marker speaks for it.
+            return TicketWrite(ticket_id, marker, None, 0, False)
+    plain = dict(delta.get("ticket") or {})
+    conflicts = 0
+    while True:
+        assert current is not None
+        update = TicketUpdate(
+            ticket_id=ticket_id, updated_stamp=current.updated_at, note=note or None,
+            public=public, tags=_apply_tags(current.tags, list(delta["add_tags"]),
+                                            list(delta["remove_tags"])),
+            custom_fields=delta.get("fields") or {}, status=delta.get("status") or None,
+            type=plain.get("type"), problem_id=plain.get("problem_id"))
+        if not ctx.progress.get(sent):
+            ctx.save_progress(**{sent: True, f"delta{step}": dict(delta)})
+        try:
+            landed: Ticket = ctx.zendesk.update_ticket(update)
+            break
+        except ConflictError as exc:
+            conflicts += 1
+            current = ctx.zendesk.get_ticket(ticket_id)
+            if marker in current.tags:
+                return TicketWrite(ticket_id, marker, None, conflicts, False)
+            if conflicts >= MAX_CONFLICT_RETRIES:
+                raise RetriableError(f"zendesk: ticket {ticket_id} kept changing under the "
+                                     f"update ({conflicts} conflicts)", vendor="zendesk") from exc
+    # Written straight on top of the state the rules last saw: that state plus this write is
+    # the new snapshot. After a conflict, the agent's change in between has not reached the
+    # rules yet, so the snapshot stays and that change arrives through its own event.
+    on_seen_state = conflicts == 0 and snapshot is not None \
+        and snapshot.updated_at == update.updated_stamp
+    return TicketWrite(ticket_id, marker, landed, conflicts, on_seen_state)
+
+
 def zendesk_update(ctx: ActionContext) -> ActionOutcome:
     params, item = ctx.params, ctx.item
     ticket_id = int(item.ticket_id or item.context["ticket"]["id"])
@@ -188,51 +267,9 @@ def zendesk_update(ctx: ActionContext) -> ActionOutcome:
              "add_tags": [*(t.lower() for t in params.get("add_tags", ())), marker],
              "remove_tags": [t.lower() for t in params.get("remove_tags", ())],
              "fields": dict(params.get("fields") or {}), "status": params.get("status") or None}
-    with ctx.store.read() as conn:
-        snapshot = get_snapshot(conn, ticket_id)
-    current: Ticket | None = snapshot
-    if ctx.progress.get("sent") or current is None:
-        current = ctx.zendesk.get_ticket(ticket_id)
-        if marker in current.tags:
-            # An earlier attempt landed. Its own stamp is unknown (this read may include later
-            # edits by agents), so nothing is recorded as Switchboard's: the marker speaks for it.
-            return ActionOutcome({"ticket_id": ticket_id, "marker": marker,
-                                  "confirmed_by": "re-read"})
-    conflicts = 0
-    while True:
-        assert current is not None
-        update = TicketUpdate(
-            ticket_id=ticket_id, updated_stamp=current.updated_at,
-            note=params.get("note") or None, public=bool(params.get("public", False)),
-            tags=_apply_tags(current.tags, delta["add_tags"], delta["remove_tags"]),
-            custom_fields=delta["fields"], status=delta["status"])
-        if not ctx.progress.get("sent"):
-            ctx.save_progress(sent=True, delta=delta)
-        try:
-            landed: Ticket = ctx.zendesk.update_ticket(update)
-            break
-        except ConflictError as exc:
-            conflicts += 1
-            current = ctx.zendesk.get_ticket(ticket_id)
-            if marker in current.tags:
-                return ActionOutcome({"ticket_id": ticket_id, "marker": marker,
-                                      "conflicts": conflicts, "confirmed_by": "re-read"})
-            if conflicts >= MAX_CONFLICT_RETRIES:
-                raise RetriableError(f"zendesk: ticket {ticket_id} kept changing under the "
-                                     f"update ({conflicts} conflicts)", vendor="zendesk") from exc
-    # Written straight on top of the state the rules last saw: that state plus this write is
-    # the new snapshot. After a conflict, the agent's change in between has not reached the
-    # rules yet, so the snapshot stays and that change arrives through its own event.
-    on_seen_state = conflicts == 0 and snapshot is not None \
-        and snapshot.updated_at == update.updated_stamp
-
-    def commit(conn: sa.Connection) -> None:
-        record_write(conn, "zendesk", ticket_id, landed, item.id)
-        if on_seen_state:
-            put_snapshot(conn, landed)
-
-    return ActionOutcome({"ticket_id": ticket_id, "updated_at": format_time(landed.updated_at),
-                          "marker": marker, "conflicts": conflicts}, commit)
+    write = write_ticket(ctx, ticket_id, delta, note=params.get("note") or None,
+                         public=bool(params.get("public", False)))
+    return ActionOutcome(write.result(), lambda conn: write.commit(conn, item.id))
 
 
 HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {

@@ -16,6 +16,12 @@ tickets of one outage never race to open two threads.
     changed — and posts ``reply`` in the thread. Every message carries the intent's key in its
     metadata; after an ambiguous failure the channel (or thread) is searched for that key before
     posting again, so a post whose answer was lost is found rather than repeated.
+``zendesk.problem``
+    Opens the escalation's problem ticket once — its ``external_id`` is the escalation's dedup
+    key, looked up before creating again after an ambiguous failure — then attaches every member
+    not attached yet as an incident, each with its own safe update (marker tag, delta recorded
+    before sending: see ``zendesk.update``). A ticket Zendesk refuses (closed, deleted) is
+    reported in the result and the others are still attached.
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import SkippableError
-from connectors.models import Alert, SlackMessage, SlackPosted
+from connectors.errors import InvalidRequestError, SkippableError
+from connectors.models import Alert, NewTicket, SlackMessage, SlackPosted, Ticket
 from sync import escalations as esc_store
-from sync.actions import ActionContext, ActionOutcome
+from sync.actions import ActionContext, ActionOutcome, marker_tag, write_ticket
 from sync.escalation_view import root_digest, root_message
 from sync.escalations import Escalation, Member
+from sync.state import put_snapshot, record_write
 
 log = logging.getLogger("switchboard.actions")
 
@@ -198,7 +205,14 @@ def slack_thread(ctx: ActionContext) -> ActionOutcome:
     ticket_url = _ticket(ctx).get("url") if escalation.ticket_id == _ticket(ctx).get("id") \
         else None
     members = _named_members(ctx, key)
-    root = root_message(escalation, members, str(ticket_url) if ticket_url else None)
+    problem_url = ctx.zendesk.ticket_url(escalation.zd_problem_id) \
+        if escalation.zd_problem_id is not None and ctx.zendesk is not None else None
+
+    def render(escalation: Escalation) -> SlackMessage:
+        return root_message(escalation, members, str(ticket_url) if ticket_url else None,
+                            problem_url)
+
+    root = render(escalation)
     digest = root_digest(root)
     values: dict[str, Any] = {}
     updated = False
@@ -209,7 +223,7 @@ def slack_thread(ctx: ActionContext) -> ActionOutcome:
         # The action that opens the thread names it; later ones keep that title.
         values["title"] = str(params["title"])[:1000]
         escalation = dataclasses.replace(escalation, title=values["title"])
-        root = root_message(escalation, members, str(ticket_url) if ticket_url else None)
+        root = render(escalation)
         digest = root_digest(root)
         channel = ctx.slack.channel_id(str(params["channel"]))
         posted = _post_once(ctx, "root", channel, root)
@@ -235,11 +249,85 @@ def slack_thread(ctx: ActionContext) -> ActionOutcome:
                          _updated(key, **values))
 
 
+# -- Zendesk problem ticket -------------------------------------------------------------------
+
+
+def _default_note(ctx: ActionContext, key: str, count: int) -> str:
+    return (f"Opened by Switchboard (rule {ctx.item.rule_id}) for escalation {key}: "
+            f"{count} ticket(s) so far. The matching tickets are attached to this problem as "
+            "incidents; solving it solves them.")
+
+
+def _problem(ctx: ActionContext, key: str, escalation: Escalation) -> tuple[Ticket, bool]:
+    """The escalation's problem ticket, opened unless an earlier attempt's creation is found
+    by its external id (a creation whose answer was lost)."""
+    external_id = esc_store.dedup_key_for(key)
+    if ctx.progress.get("create_sent"):
+        found = ctx.zendesk.find_tickets_by_external_id(external_id)
+        if found:
+            return min(found, key=lambda t: t.id), False
+    params = ctx.params
+    with ctx.store.read() as conn:
+        count = len(esc_store.members(conn, key))
+    marker = marker_tag(ctx.item.idem_key)
+    new = NewTicket(subject=str(params.get("subject") or escalation.title)[:250],
+                    note=str(params.get("note") or _default_note(ctx, key, count)),
+                    type="problem", priority=params.get("priority") or None,
+                    tags=(*(t.lower() for t in params.get("tags") or ()), marker),
+                    external_id=external_id)
+    # Recorded before sending: the ticket.created echo may arrive before this intent is done;
+    # the processor recognises it by the marker and runs no rule on it.
+    ctx.save_progress(create_sent=True, delta={"marker": marker, "add_tags": [marker],
+                                               "created": True})
+    created: Ticket = ctx.zendesk.create_ticket(new)
+    return created, True
+
+
+def zendesk_problem(ctx: ActionContext) -> ActionOutcome:
+    """Open the escalation's problem ticket once; attach every member not attached yet."""
+    key = _key(ctx)
+    escalation = _ensure(ctx, key, str(ctx.params.get("subject") or f"Escalation {key}"))
+    problem_id, created = escalation.zd_problem_id, False
+    if problem_id is None:
+        problem, created = _problem(ctx, key, escalation)
+        problem_id = problem.id
+        with ctx.store.write() as conn:
+            esc_store.update(conn, key, zd_problem_id=problem_id)
+            # Its creation is Switchboard's own: the ticket.created echo runs no rule.
+            record_write(conn, "zendesk", problem.id, problem, ctx.item.id)
+            put_snapshot(conn, problem)
+    with ctx.store.read() as conn:
+        pending = esc_store.unattached(conn, key, problem_id)
+    marker = marker_tag(ctx.item.idem_key)
+    delta = {"marker": marker, "add_tags": [marker], "remove_tags": [], "fields": {},
+             "status": None, "ticket": {"type": "incident", "problem_id": problem_id}}
+    attached: list[int] = []
+    refused: dict[str, str] = {}
+    for ticket_id in pending:
+        try:
+            write = write_ticket(ctx, ticket_id, delta, step=f":{ticket_id}")
+        except (SkippableError, InvalidRequestError) as exc:
+            # A deleted or closed ticket cannot become an incident; the others still can.
+            log.warning("escalation %s: ticket %s not attached to problem %s: %s", key,
+                        ticket_id, problem_id, exc)
+            refused[str(ticket_id)] = str(exc)
+            write = None
+        with ctx.store.write() as conn:
+            if write is not None:
+                write.commit(conn, ctx.item.id)
+                attached.append(ticket_id)
+            esc_store.set_problem(conn, key, [ticket_id], problem_id)
+    return ActionOutcome({"id": problem_id, "url": ctx.zendesk.ticket_url(problem_id),
+                          "escalation": key, "created": created, "attached": attached,
+                          "not_attached": refused}, _updated(key))
+
+
 ESCALATION_HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
     "pagerduty.trigger": pagerduty_trigger,
     "pagerduty.acknowledge": pagerduty_acknowledge,
     "pagerduty.resolve": pagerduty_resolve,
     "slack.thread": slack_thread,
+    "zendesk.problem": zendesk_problem,
 }
 
 ESCALATION_VENDORS: dict[str, str] = {
@@ -247,4 +335,5 @@ ESCALATION_VENDORS: dict[str, str] = {
     "pagerduty.acknowledge": "pagerduty",
     "pagerduty.resolve": "pagerduty",
     "slack.thread": "slack",
+    "zendesk.problem": "zendesk",
 }

@@ -57,10 +57,11 @@ def _organizations(members: Sequence[Member]) -> list[str]:
 
 
 def root_message(escalation: Escalation, members: Sequence[Member],
-                 ticket_url: str | None = None) -> SlackMessage:
+                 ticket_url: str | None = None, problem_url: str | None = None) -> SlackMessage:
     """Block Kit root message (with its plain-text fallback) for the escalation's state.
 
-    ``ticket_url`` links the ticket the escalation was opened for.
+    ``ticket_url`` links the ticket the escalation was opened for, ``problem_url`` its Zendesk
+    problem ticket.
     """
     emoji, status = _status(escalation)
     title = _escape(escalation.title)
@@ -77,6 +78,10 @@ def root_message(escalation: Escalation, members: Sequence[Member],
                     else f"`{_escape(escalation.dedup_key)}`")
         fields.append({"type": "mrkdwn",
                        "text": f"*PagerDuty*\n{incident} ({escalation.pd_status})"})
+    if escalation.zd_problem_id is not None:
+        problem = f"problem #{escalation.zd_problem_id}"
+        fields.append({"type": "mrkdwn", "text": "*Zendesk*\n" + (
+            f"<{problem_url}|{problem}>" if problem_url else problem)})
     context = f"Tickets: {_listed(tickets)}" if tickets else "No tickets yet"
     if ticket_url and escalation.ticket_id is not None:
         context += f" · opened for <{ticket_url}|ticket #{escalation.ticket_id}>"

@@ -13,7 +13,9 @@ root message), plus the tickets that belong to it. Its key says what it is about
 Members (``escalation_members``) are written by the processor in the transaction that plans an
 escalation's intents, so a Slack root rendered at dispatch already counts every ticket that
 joined before it: a burst of joins ends in one or two ``chat.update`` calls, not one per ticket.
-The escalation row itself is created by the first action that runs for it.
+The escalation row itself is created by the first action that runs for it. An escalation may
+also have one Zendesk problem ticket (``zendesk.problem``), to which its members are attached as
+incidents; each member row says which problem ticket it is attached to.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = [
     "get",
     "link_members",
     "members",
+    "set_problem",
+    "unattached",
     "update",
 ]
 
@@ -69,6 +73,7 @@ class Escalation:
     slack_root_digest: str | None
     created_at: datetime
     updated_at: datetime
+    zd_problem_id: int | None = None
 
     @property
     def paged(self) -> bool:
@@ -117,7 +122,7 @@ def _row(row: Any) -> Escalation:
     return Escalation(row.key, row.rule_id, row.title, row.ticket_id, row.status, row.dedup_key,
                       row.pd_service, row.pd_status, row.pd_own_status, row.pd_agent,
                       row.pd_incident_id, row.pd_url, row.slack_channel, row.slack_ts,
-                      row.slack_root_digest, row.created_at, row.updated_at)
+                      row.slack_root_digest, row.created_at, row.updated_at, row.zd_problem_id)
 
 
 def get(conn: sa.Connection, key: str) -> Escalation | None:
@@ -185,6 +190,29 @@ def members(conn: sa.Connection, key: str) -> list[Member]:
         sa.select(escalation_members).where(escalation_members.c.escalation_key == key)
         .order_by(escalation_members.c.added_at, escalation_members.c.ticket_id))
     return [Member(r.ticket_id, r.organization_id, r.organization_name) for r in rows]
+
+
+def unattached(conn: sa.Connection, key: str, problem_id: int) -> list[int]:
+    """The member tickets not attached to the problem ticket yet (the problem itself excluded),
+    in the order they joined."""
+    rows = conn.execute(
+        sa.select(escalation_members.c.ticket_id).where(
+            escalation_members.c.escalation_key == key,
+            escalation_members.c.ticket_id != problem_id,
+            sa.or_(escalation_members.c.problem_id.is_(None),
+                   escalation_members.c.problem_id != problem_id))
+        .order_by(escalation_members.c.added_at, escalation_members.c.ticket_id))
+    return [int(r.ticket_id) for r in rows]
+
+
+def set_problem(conn: sa.Connection, key: str, ticket_ids: Iterable[int],
+                problem_id: int) -> None:
+    """Record that these member tickets are attached to the problem ticket."""
+    ids = list(ticket_ids)
+    if ids:
+        conn.execute(sa.update(escalation_members).where(
+            escalation_members.c.escalation_key == key,
+            escalation_members.c.ticket_id.in_(ids)).values(problem_id=problem_id))
 
 
 def link_members(conn: sa.Connection, escalation: Escalation) -> None:

@@ -55,6 +55,8 @@ log = logging.getLogger("switchboard.processor")
 TICK = "tick"
 #: ``payload.style`` of PagerDuty incident events (``sync.incident_events``).
 PAGERDUTY = "pagerduty"
+#: The action that writes several tickets (the members it attaches to a problem ticket).
+PROBLEM = "zendesk.problem"
 # Built once: these run for every event.
 _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
@@ -204,10 +206,14 @@ def _own_deltas(conn: sa.Connection, snapshot: Ticket | None,
             continue
         row = conn.execute(
             sa.select(outbox.c.progress).where(
-                outbox.c.ticket_id == ticket.id, outbox.c.action == "zendesk.update",
+                sa.or_(sa.and_(outbox.c.ticket_id == ticket.id,
+                               outbox.c.action == "zendesk.update"),
+                       outbox.c.action == PROBLEM),  # it writes each member ticket
                 outbox.c.idem_key.like(f"{tag[len(MARKER_PREFIX):]}%"))
         ).first()
-        delta = (row.progress or {}).get("delta") if row else None
+        progress = (row.progress or {}) if row else {}
+        # A problem intent keeps one delta per member it attached, and "delta" for the problem.
+        delta = progress.get(f"delta:{ticket.id}") or progress.get("delta")
         deltas.append(delta or {"add_tags": [tag]})
     return deltas
 
@@ -233,6 +239,10 @@ def subtract_own(changes: dict[str, Change], deltas: list[Mapping[str, Any]]) ->
     for name, value in fields.items():
         key = f"fields.{name}"
         if key in out and str(out[key].to) == str(value):
+            del out[key]
+    plain = {k: v for d in deltas for k, v in (d.get("ticket") or {}).items()}
+    for key, value in plain.items():
+        if key in out and out[key].to == value:
             del out[key]
     if "status" in out and out["status"].to in statuses:
         del out["status"]
@@ -315,6 +325,12 @@ class EventProcessor:
         if any(t.startswith(MARKER_PREFIX) for t in ticket.tags):
             with self.store.read() as conn:
                 deltas = _own_deltas(conn, snapshot, ticket)
+        if snapshot is None and any(d.get("created") for d in deltas):
+            why = "a ticket Switchboard opened itself (a problem ticket): no rule runs on it"
+            with self.store.write() as conn:
+                put_snapshot(conn, ticket)
+                inbox_mod.release(conn, item.id, "done", why, owner=item.owner)
+            return why
         changes = subtract_own(diff_tickets(snapshot, ticket), deltas)
         types = event_types(base, changes, comment=comment is not None)
         if snapshot is not None and not changes:

@@ -15,7 +15,8 @@ describe the schema at ``head``. Times are stored as timezone-aware UTC.
 - ``rule_window_matches`` / ``rule_episodes`` / ``rule_fires``: the state of rule gates (windows
   and throttles, :mod:`rules.engine`), written in the transaction of the decision they gate.
 - ``escalations`` / ``escalation_members``: one PagerDuty incident (dedup key) and one Slack
-  thread (channel, ts) per escalation, and the tickets that belong to it (``sync.escalations``).
+  thread (channel, ts) per escalation, optionally a Zendesk problem ticket, and the tickets that
+  belong to it, with the problem ticket each is attached to (``sync.escalations``).
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ escalations = sa.Table(
     sa.Column("slack_root_digest", sa.String(64)),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("zd_problem_id", sa.BigInteger),
 )
 
 escalation_members = sa.Table(
@@ -255,4 +257,5 @@ escalation_members = sa.Table(
     sa.Column("organization_id", sa.BigInteger),
     sa.Column("organization_name", sa.String(255)),
     sa.Column("added_at", TS, nullable=False),
+    sa.Column("problem_id", sa.BigInteger),
 )

@@ -36,7 +36,10 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
         assert re.search(rf"{rule} +{decided.replace(' ', ' +')}", re.sub(r"[│┃]", " ", out)), \
             rule
     # The escalation scene: one page per incident, one thread each, PagerDuty's acknowledge back.
-    assert "Escalations: 2 pages, 2 Slack threads, 1 acknowledged in PagerDuty" in out
+    assert ("Escalations: 2 pages, 2 Slack threads, 1 problem ticket(s), 1 acknowledged in "
+            "PagerDuty") in out
+    assert re.search(r"Zendesk problem #\d+ Possible outage: checkout: 7 incident\(s\) attached",
+                     out), out[-3000:]
     assert "Acknowledged by Priya Shah; 1 ticket(s) from Acme Logistics" in out
     assert "↳ Acknowledged by Priya Shah." in out
     assert "7 ticket(s) from Acme Logistics, Brightside Dental, Cobalt Freight" in out

@@ -138,4 +138,11 @@ def test_a_burst_of_100_tickets_opens_one_incident_and_one_thread_with_the_right
     assert sb.slack.thread("#support-outages", root["ts"]) == []
     updates = sb.requests.count("slack", method="POST", path_regex=r"chat\.update")
     assert 1 <= updates < 20  # joins coalesce: the root changes when a render finds news
+    problems = [t for t in sb.zendesk.tickets() if t["type"] == "problem"]
+    assert len(problems) == 1
+    assert sb.zendesk.incidents(problems[0]["id"]) == sorted(tickets)
+    # One creation, one attaching update per ticket: each join attaches what joined since.
+    assert sb.requests.count("zendesk", method="POST", path_regex=r"^/api/v2/tickets") == 1
+    assert sb.requests.count("zendesk", method="PUT", path_regex=r"^/api/v2/tickets/\d+") \
+        == 100
     assert not rows(hub, outbox, outbox.c.status.in_(["dead", "pending"]))

@@ -11,6 +11,7 @@ from textwrap import dedent
 import pytest
 
 from rules import EVENT_TYPES, Change, EvalContext, FieldRegistry, ProblemsError, evaluate, resolve
+from rules.actions import ACTIONS
 from rules.events import carried_by
 from rules.occurrence import became_solved, contexts, evaluate_once, event_types
 
@@ -298,3 +299,21 @@ def test_docs_rules_md_lists_every_event_type_and_every_field() -> None:
     missing_fields = sorted({spec.doc_path for spec in registry} - documented)
     assert missing_events == []
     assert missing_fields == []
+
+
+def test_docs_rules_md_documents_every_action_and_its_params() -> None:
+    reference = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^#{3,4} (.+)$", reference, flags=re.M))
+    documented_actions = {name for h in headings for name in re.findall(r"`([a-z_.]+)`", h)}
+    assert sorted(set(ACTIONS) - documented_actions) == []
+    for name, spec in ACTIONS.items():
+        # The action's section: from its heading to the next heading of any level.
+        start = next(m.end() for m in re.finditer(r"^#{3,4} .*$", reference, flags=re.M)
+                     if f"`{name}`" in m.group(0))
+        end = re.compile(r"^#", re.M).search(reference, start)
+        section = reference[start:end.start() if end else len(reference)]
+        rows = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", section, flags=re.M))
+        params = {p for row in rows for p in row if p}
+        if not params and "(param: `incident`)" in section:
+            params = {"incident"}
+        assert sorted(set(spec.params.model_fields) - params) == [], name
