@@ -62,7 +62,9 @@ class PagerDutyState:
     """Incidents, the accepted-event log and webhook subscriptions, behind one lock.
 
     Attributes tests may set: ``clock`` (returns the current aware UTC datetime),
-    ``delivery_timeout`` (seconds).
+    ``delivery_timeout`` (seconds), ``triggered_delay`` (seconds: when above 0, the
+    ``incident.triggered`` webhook is sent that long *after* the trigger is answered, from
+    another thread, as PagerDuty does; by default it is sent before the answer).
     """
 
     vendor = "pagerduty"
@@ -72,6 +74,7 @@ class PagerDutyState:
         self.base_url = "https://events.pagerduty.com"
         self.clock: Callable[[], datetime] = utc_now
         self.delivery_timeout = 10.0
+        self.triggered_delay = 0.0
         self._routing_keys: dict[str, str] | None = None
         self._incidents: dict[str, dict[str, Any]] = {}
         self._open: dict[tuple[str, str], str] = {}
@@ -275,7 +278,13 @@ class PagerDutyState:
                                  "received_at": self.clock().isoformat()})  # fmt: skip
         if triggered is not None:
             agent, data = triggered
-            self._deliver("incident.triggered", agent, data)
+            if self.triggered_delay > 0:
+                timer = threading.Timer(self.triggered_delay, self._deliver,
+                                        ("incident.triggered", agent, data))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._deliver("incident.triggered", agent, data)
         return dedup_key
 
     def _open_new(self, key: str, dedup_key: str, payload: dict[str, Any]) -> dict[str, Any]:

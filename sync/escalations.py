@@ -44,8 +44,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync.links import add_link
-from sync.schema import escalation_members, escalations
+from sync.schema import escalation_members, escalations, links
 from sync.store import utcnow
 
 MAX_KEY = 255
@@ -217,10 +216,26 @@ def set_problem(conn: sa.Connection, key: str, ticket_ids: Iterable[int],
 
 def link_members(conn: sa.Connection, escalation: Escalation) -> None:
     """Link every member ticket to the escalation's page and thread (``links.pagerduty``,
-    ``links.slack``), so rules about those tickets can see them."""
-    for member in members(conn, escalation.key):
-        if escalation.pd_status is not None:
-            add_link(conn, member.ticket_id, "pagerduty", escalation.dedup_key, escalation.pd_url)
-        if escalation.slack_ts is not None and escalation.slack_channel is not None:
-            add_link(conn, member.ticket_id, "slack",
-                     f"{escalation.slack_channel}/{escalation.slack_ts}", None)
+    ``links.slack``), so rules about those tickets can see them; a page link learns its URL
+    once PagerDuty has told it. A few statements whatever the number of members (a burst's
+    joins each call this)."""
+    tickets = [m.ticket_id for m in members(conn, escalation.key)]
+    if escalation.pd_status is not None:
+        _link_all(conn, tickets, "pagerduty", escalation.dedup_key, escalation.pd_url)
+    if escalation.slack_ts is not None and escalation.slack_channel is not None:
+        _link_all(conn, tickets, "slack", f"{escalation.slack_channel}/{escalation.slack_ts}",
+                  None)
+
+
+def _link_all(conn: sa.Connection, tickets: list[int], system: str, ref: str,
+              url: str | None) -> None:
+    where = (links.c.system == system, links.c.ref == ref)
+    existing = {int(r.ticket_id): r.url for r in conn.execute(
+        sa.select(links.c.ticket_id, links.c.url).where(*where))}
+    now = utcnow()
+    new = [{"ticket_id": t, "system": system, "ref": ref, "url": url, "created_at": now}
+           for t in dict.fromkeys(tickets) if t not in existing]
+    if new:
+        conn.execute(sa.insert(links), new)
+    if url is not None and any(u is None for u in existing.values()):
+        conn.execute(sa.update(links).where(*where, links.c.url.is_(None)).values(url=url))

@@ -58,6 +58,14 @@ def _find(conn: sa.Connection, event: dict[str, Any]) -> Escalation | None:
     return None if row is None else esc_store.get(conn, row.key)
 
 
+def _relink(conn: sa.Connection, key: str) -> None:
+    """The members' page links learn the incident's URL (PagerDuty may tell it after the page
+    was recorded)."""
+    updated = esc_store.get(conn, key)
+    if updated is not None:
+        esc_store.link_members(conn, updated)
+
+
 def _state(escalation: Escalation, event: dict[str, Any]) -> dict[str, Any]:
     """The escalation columns this event sets."""
     values: dict[str, Any] = {"pd_incident_id": event.get("incident_id")}
@@ -107,6 +115,7 @@ def process_incident(processor: EventProcessor, item: inbox_mod.InboxItem) -> st
     if why is not None:
         with processor.store.write() as conn:
             esc_store.update(conn, escalation.key, **values)
+            _relink(conn, escalation.key)
             inbox_mod.release(conn, item.id, "done", f"{kind}: {why}", owner=item.owner)
         return f"{kind}: {why}"
     assert escalation.ticket_id is not None
@@ -130,6 +139,7 @@ def process_incident(processor: EventProcessor, item: inbox_mod.InboxItem) -> st
             rows.plan(outcome.rule, outcome.intents, outcome.namespace or namespace, ticket.id)
         planned = rows.commit(conn)
         esc_store.update(conn, escalation.key, **values)
+        _relink(conn, escalation.key)
         matched = [o.rule.id for o in outcomes if o.matched]
         summary = (f"{event_type} ({escalation.key}); "
                    f"{'matched: ' + ', '.join(matched) if matched else 'no rule matched'}; "

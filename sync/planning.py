@@ -35,13 +35,12 @@ CREATE_BUG = "jira.create_or_link_bug"
 _DECISION = sa.insert(decisions)
 
 
-def _escalation_key(rule_id: str, params: Mapping[str, Any],
+def _escalation_key(rule_id: str, action: str, params: Mapping[str, Any],
                     namespace: Mapping[str, Any]) -> str | None:
     incident = params.get("incident")
     if incident:
-        try:
-            incident = render_params("pagerduty.resolve", {"incident": incident},
-                                     namespace).get("incident")
+        try:  # every escalation action renders ``incident`` as a template
+            incident = render_params(action, {"incident": incident}, namespace).get("incident")
         except Exception:  # it uses an earlier action's result: known only at dispatch
             return None
     return escalations.escalation_key(rule_id, incident, namespace)
@@ -56,7 +55,7 @@ def order_key(rule_id: str, action: str, params: Mapping[str, Any],
         if str(dedupe).strip():
             return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
     if action in ESCALATION_ACTIONS:
-        key = _escalation_key(rule_id, params, namespace)
+        key = _escalation_key(rule_id, action, params, namespace)
         if key is not None:
             return f"escalation:{key}"
     return f"zendesk:ticket:{ticket_id}"
@@ -98,7 +97,7 @@ def _members_of(conn: sa.Connection, rule: Rule, intents: tuple[ActionIntent, ..
     tickets = [t for t in (window.get("tickets") or [ticket.get("id")]) if isinstance(t, int)]
     if isinstance(ticket.get("id"), int) and ticket["id"] not in tickets:
         tickets.append(ticket["id"])
-    keys = {_escalation_key(rule.id, i.params, namespace) for i in intents
+    keys = {_escalation_key(rule.id, i.action, i.params, namespace) for i in intents
             if i.action in ESCALATION_ACTIONS}
     for key in sorted(k for k in keys if k is not None):
         escalations.add_members(conn, key, [_member(conn, t, namespace) for t in tickets])

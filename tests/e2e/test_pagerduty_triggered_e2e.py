@@ -4,13 +4,14 @@ without running any rule."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from sandbox import Sandbox
 from sandbox.demo import load_sample, seed_organizations, zendesk_ticket
-from sync.schema import escalations
+from sync.schema import escalations, links
 from tests.e2e.conftest import FIELD_IDS, config_with, inbox, outbox, rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,10 @@ def test_the_incident_a_page_opened_is_recorded_on_its_escalation(sb, make_hub, 
     assert escalation.pd_incident_id == incident["id"]
     assert escalation.pd_url == incident["html_url"]
     assert (escalation.pd_status, escalation.status) == ("triggered", "open")
+    # The ticket's page link carries the incident's URL, whichever of the trigger's answer and
+    # this webhook was recorded first.
+    [link] = rows(hub, links, links.c.ticket_id == ticket, links.c.system == "pagerduty")
+    assert (link.ref, link.url) == (incident["incident_key"], incident["html_url"])
     [stored] = rows(hub, inbox, inbox.c.kind == "incident.triggered")
     assert stored.status == "done"
     assert "recorded" in stored.outcome
@@ -64,6 +69,24 @@ def test_the_incident_a_page_opened_is_recorded_on_its_escalation(sb, make_hub, 
     [root] = sb.slack.messages("#support-escalations")
     assert len(sb.slack.thread("#support-escalations", root["ts"])) == 1
     assert not rows(hub, outbox, outbox.c.status.in_(["dead", "pending"]))
+
+
+def test_a_triggered_webhook_after_the_page_was_recorded_gives_the_link_its_url(
+        sb, make_hub, tmp_path):
+    seed_organizations(sb, load_sample())
+    hub = make_hub(config_with(tmp_path, ESCALATION_RULES))
+    sb.pagerduty.triggered_delay = 1.0  # as PagerDuty does: some time after the 202
+    ticket = _page(sb)
+    assert hub.wait_idle(30)
+    [link] = rows(hub, links, links.c.ticket_id == ticket, links.c.system == "pagerduty")
+    assert link.url is None  # the page is recorded; PagerDuty has not said where it lives yet
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not sb.pagerduty.deliveries():
+        time.sleep(0.05)
+    assert hub.wait_idle(30)
+    [incident] = sb.pagerduty.incidents()
+    [link] = rows(hub, links, links.c.ticket_id == ticket, links.c.system == "pagerduty")
+    assert link.url == incident["html_url"]
 
 
 def test_a_redelivered_incident_triggered_is_stored_once(sb, make_hub, tmp_path):

@@ -67,6 +67,16 @@ def test_two_writes_seen_at_once_are_both_subtracted():
     assert subtract_own(diff_tickets(before, after), [first, second]) == {}
 
 
+def test_attaching_a_ticket_to_a_problem_is_subtracted_but_another_type_change_is_not():
+    attach = {"add_tags": ["switchboard_ccc"], "ticket": {"type": "incident", "problem_id": 7}}
+    before = ticket(T0, type="question", tags=("a",))
+    after = ticket(T1, type="incident", tags=("a", "switchboard_ccc"))
+    assert subtract_own(diff_tickets(before, after), [attach]) == {}
+    other = ticket(T1, type="task", tags=("a", "switchboard_ccc"))
+    assert subtract_own(diff_tickets(before, other), [attach]) == {
+        "type": Change("question", "task")}
+
+
 def test_durations_count_back_from_when_the_event_arrived_not_from_its_own_stamp(tmp_path):
     import sqlalchemy as sa
 
