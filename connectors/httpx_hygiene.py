@@ -1,8 +1,9 @@
 """HTTP hygiene for the connectors whose vendor client is built on httpx2 (``pagerduty`` >= 7).
 
 :class:`HygieneTransport` is the httpx2 counterpart of :class:`connectors.http.HygieneAdapter`.
-It wraps the transport that really sends (an ``httpx2.HTTPTransport`` with Switchboard's TLS
-settings, or a test's ``httpx2.MockTransport``) and, for every request:
+It wraps the transport that really sends (an :class:`EnvProxyTransport` with Switchboard's TLS
+settings, which honours the environment's proxies as the vendor client would have, or a test's
+``httpx2.MockTransport``) and, for every request:
 
 - waits for the connector's :class:`~connectors.http.RateLimiter` (and pauses it on a 429 for
   the ``Retry-After`` the vendor asked for);
@@ -24,11 +25,15 @@ invariant 2). Nothing here retries either: the Events API has no reads worth ret
 
 from __future__ import annotations
 
-__all__ = ["HygieneTransport", "excerpt", "ssl_verify", "translate_httpx_error"]
+__all__ = ["EnvProxyTransport", "HygieneTransport", "excerpt", "ssl_verify",
+           "translate_httpx_error"]
 
+import ipaddress
 import logging
 import ssl
+import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +82,59 @@ def ssl_verify(verify_tls: bool | str) -> ssl.SSLContext | bool:
         raise ConfigurationError(
             f"http.verify_tls: cannot read CA bundle {verify_tls}: {type(exc).__name__}"
         ) from exc
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+class EnvProxyTransport(httpx2.BaseTransport):
+    """Sends directly, or through the proxy the environment names for the request's URL.
+
+    A vendor client handed a ``transport=`` no longer reads ``HTTP(S)_PROXY`` / ``NO_PROXY``
+    itself (httpx only does for the transports it builds), so this does what it would have:
+    ``urllib.request.getproxies()`` for the scheme (or ``ALL_PROXY``) unless
+    ``urllib.request.proxy_bypass`` says the host is excluded. Loopback hosts (the sandbox) are
+    always reached directly. One transport (connection pool) per proxy, built on first use.
+    """
+
+    def __init__(self, verify: ssl.SSLContext | bool) -> None:
+        self._verify = verify
+        self._direct = httpx2.HTTPTransport(verify=verify)
+        self._proxied: dict[str, httpx2.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def proxy_for(self, url: httpx2.URL) -> str | None:
+        """The proxy URL a request to ``url`` goes through, or None (direct)."""
+        host = url.host
+        if not host or _loopback(host):
+            return None
+        proxies = urllib.request.getproxies()
+        proxy = proxies.get(url.scheme) or proxies.get("all")
+        if not proxy or urllib.request.proxy_bypass(host):
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        proxy = self.proxy_for(request.url)
+        if proxy is None:
+            return self._direct.handle_request(request)
+        with self._lock:
+            transport = self._proxied.get(proxy)
+            if transport is None:
+                transport = httpx2.HTTPTransport(verify=self._verify, proxy=proxy)
+                self._proxied[proxy] = transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        self._direct.close()
+        with self._lock:
+            for transport in self._proxied.values():
+                transport.close()
+            self._proxied.clear()
 
 
 def translate_httpx_error(vendor: str, what: str, exc: Exception) -> ConnectorError:
@@ -135,7 +193,7 @@ class HygieneTransport(httpx2.BaseTransport):
         self._inner = (
             transport
             if transport is not None
-            else httpx2.HTTPTransport(verify=ssl_verify(http.verify_tls))
+            else EnvProxyTransport(ssl_verify(http.verify_tls))
         )
 
     def __repr__(self) -> str:
