@@ -10,9 +10,12 @@ from __future__ import annotations
 __all__ = [
     "Alert",
     "BugDraft",
+    "BulkUpdate",
     "Comment",
     "ExportPage",
     "IssueRef",
+    "JobResult",
+    "JobStatus",
     "NewTicket",
     "Organization",
     "RemoteLink",
@@ -282,6 +285,56 @@ class TicketUpdate:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
+
+
+@dataclass(frozen=True, slots=True)
+class BulkUpdate:
+    """One ticket's part of an ``update_many`` job: a note, tags added and removed (never the
+    whole list, so no read is needed first), custom fields by name, a status.
+
+    Bulk updates carry no ``safe_update``: they add and remove, they do not replace.
+    """
+
+    ticket_id: int
+    note: str | None = None
+    public: bool = False
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
+        object.__setattr__(self, "add_tags", tuple(self.add_tags))
+        object.__setattr__(self, "remove_tags", tuple(self.remove_tags))
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What a bulk job did to one ticket (``success`` False: ``error`` / ``details`` say why)."""
+
+    ticket_id: int | None
+    success: bool
+    status: str | None = None
+    error: str | None = None
+    details: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A Zendesk background job (``update_many``): queued, working, then completed (or failed,
+    killed); ``results`` once it is done."""
+
+    id: str
+    status: str
+    total: int | None = None
+    progress: int | None = None
+    message: str | None = None
+    results: tuple[JobResult, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "failed", "killed")
 
 
 @dataclass(frozen=True, slots=True)

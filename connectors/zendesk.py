@@ -53,6 +53,7 @@ from connectors.models import (
     format_time,
 )
 from connectors.settings import ZendeskSettings
+from connectors.zendesk_bulk import BulkClient
 from connectors.zendesk_records import (
     comment_from_api,
     organization_from_api,
@@ -127,6 +128,10 @@ class ZendeskConnector:
                 VENDOR, settings.http, limiter=self.limiter, base_url_override=override
             )
         self.session = session
+        #: ``update_many``, job statuses and ``show_many`` (:mod:`connectors.zendesk_bulk`).
+        self.bulk = BulkClient(session, self._vendor_origin,
+                               (settings.http.connect_timeout, settings.http.read_timeout),
+                               self._field_ids, self._ticket_from_json)
         # disable_cache: zenpy keeps tickets in a 30 s TTL cache and answers ``tickets(id=...)``
         # from it, which would hand the safe-update logic a stale ``updated_at``.
         # timeout: zenpy replaces a missing timeout with its own 60 s and passes it on every call.
