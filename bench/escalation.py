@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sqlalchemy as sa  # noqa: E402
+
 from sandbox import Sandbox  # noqa: E402
 from sandbox.demo import (  # noqa: E402
     load_sample,
@@ -38,6 +40,8 @@ from sandbox.demo import (  # noqa: E402
 )
 from sync.config import LoadedConfig, load_config  # noqa: E402
 from sync.hub import Hub  # noqa: E402
+from sync.schema import escalations as escalation_table  # noqa: E402
+from sync.schema import outbox  # noqa: E402
 
 SHIPPED = (ROOT / "config.yaml").read_text(encoding="utf-8")
 COOKBOOK = "  # The cookbook"
@@ -52,7 +56,10 @@ SLACK_METHODS = ("chat.postMessage", "chat.update", "conversations.list",
                  "conversations.history")
 CALLS = [("pagerduty", "POST", r"^/v2/enqueue$", "PagerDuty events (POST /v2/enqueue)")] + [
     ("slack", None, rf"^/api/{re.escape(m)}$", f"Slack {m}") for m in SLACK_METHODS] + [
-    ("slack", None, r"^/api/", "Slack, all methods")]
+    ("slack", None, r"^/api/", "Slack, all methods")] + [
+    ("zendesk", "POST", r"^/api/v2/tickets(\.json)?$", "Zendesk ticket create (POST)"),
+    ("zendesk", "PUT", r"^/api/v2/tickets/\d+(\.json)?$", "Zendesk ticket update (PUT)"),
+    ("zendesk", None, r"^/api/v2/", "Zendesk, all methods")]
 
 
 @contextmanager
@@ -150,9 +157,32 @@ def burst(n: int) -> dict:
                    if pages else float("nan"))
         roots = sb.slack.messages("#support-outages")
         count = re.search(r"(\d+) ticket\(s\)", roots[-1]["text"]) if roots else None
+        problems = [t for t in sb.zendesk.tickets() if t["type"] == "problem"]
+        attached = len(sb.zendesk.incidents(problems[0]["id"])) if problems else 0
         return {"n": n, "idle": idle, "calls": counts(sb), "pages": len(pages),
                 "roots": len(roots), "root_count": count.group(1) if count else "?",
-                "delivered_s": delivered, "page_s": page_at}
+                "problems": len(problems), "attached": attached,
+                "delivered_s": delivered, "page_s": page_at,
+                "anomalies": [] if len(pages) == 1 and len(roots) == 1 else anomalies(hub, sb)}
+
+
+def anomalies(hub: Hub, sb: Sandbox) -> list[str]:
+    """What to look at when a burst did not end with one page and one root: every escalation
+    intent that is not done (or did not send), and what PagerDuty was asked."""
+    lines = []
+    with hub.store.read() as conn:
+        for row in conn.execute(sa.select(outbox).where(
+                outbox.c.action.in_(["pagerduty.trigger", "slack.thread"]))):
+            if row.status != "done" or row.action == "pagerduty.trigger":
+                lines.append(f"intent {row.id} {row.action} {row.status} attempts={row.attempts} "
+                             f"order={row.order_key} result={row.result} "
+                             f"error={row.last_error}")
+        for row in conn.execute(sa.select(escalation_table)):
+            lines.append(f"escalation {row.key}: pd_status={row.pd_status} "
+                         f"own={row.pd_own_status} slack={row.slack_channel}/{row.slack_ts}")
+    lines += [f"pagerduty request {e.method} {e.path} -> {e.status} ({e.fault})"
+              for e in sb.requests.entries("pagerduty")]
+    return lines
 
 
 def main() -> None:
@@ -177,8 +207,11 @@ def main() -> None:
         print(f"{label:<40} {esc['created'][label] / k:>10.2f} "
               f"{esc['changed'][label] / max(esc['k'], 1):>10.2f} {out['calls'][label]:>11}")
     print(f"burst: {out['pages']} PagerDuty trigger(s), {out['roots']} Slack root(s), root says "
-          f"{out['root_count']} ticket(s); delivered in {out['delivered_s']:.2f} s, "
+          f"{out['root_count']} ticket(s), {out['problems']} Zendesk problem ticket(s) with "
+          f"{out['attached']} incident(s); delivered in {out['delivered_s']:.2f} s, "
           f"page received {out['page_s']:.2f} s after the first delivery")
+    for line in out["anomalies"]:
+        print(f"  ANOMALY {line}")
     lat = esc["latency"]
     if lat:
         print(f"\n(b) ticket webhook -> PagerDuty trigger received, {len(lat)} tickets, "

@@ -84,20 +84,26 @@ class RetriableError(ConnectorError):
     """Transient failure; the dispatcher retries with backoff.
 
     ``ambiguous`` means the vendor may have applied the request (it was sent and no clean answer
-    came back), so a write must be reconciled before it is sent again.
+    came back), so a write must be reconciled before it is sent again. ``retry_after``
+    (seconds), when set, is the earliest a retry makes sense: the dispatcher waits at least that.
     """
 
-    def __init__(self, message: str, *, ambiguous: bool = False, **kwargs: object) -> None:
+    retry_after: float | None
+
+    def __init__(self, message: str, *, ambiguous: bool = False,
+                 retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.ambiguous = ambiguous
+        self.retry_after = retry_after
 
 
 class RateLimitedError(RetriableError):
     """The vendor answered 429. ``retry_after`` is in seconds and must be honoured."""
 
+    retry_after: float
+
     def __init__(self, message: str, *, retry_after: float, **kwargs: object) -> None:
-        super().__init__(message, ambiguous=False, **kwargs)
-        self.retry_after = retry_after
+        super().__init__(message, ambiguous=False, retry_after=retry_after, **kwargs)
 
 
 class FatalError(ConnectorError):
@@ -163,7 +169,7 @@ def error_for_status(
         return RateLimitedError(message, retry_after=parse_retry_after(retry_after), **kwargs)
     if status >= 500:
         # The request reached the vendor; a 5xx does not say whether it was applied.
-        return RetriableError(message, ambiguous=True, **kwargs)
+        return RetriableError(message, ambiguous=True, **kwargs)  # type: ignore[arg-type]
     if status in (401, 403):
         return AuthError(message, **kwargs)  # type: ignore[arg-type]
     if status in (404, 410):
@@ -171,5 +177,5 @@ def error_for_status(
     if status == 409:
         return ConflictError(message, **kwargs)  # type: ignore[arg-type]
     if status == 408:
-        return RetriableError(message, ambiguous=True, **kwargs)
+        return RetriableError(message, ambiguous=True, **kwargs)  # type: ignore[arg-type]
     return InvalidRequestError(message, **kwargs)  # type: ignore[arg-type]

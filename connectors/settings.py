@@ -122,6 +122,16 @@ class ZendeskSettings(_Model):
         100, gt=0,
         description="ceiling for this connector's calls (Zendesk ticket updates: 100/min)",
     )
+    bulk_settle_seconds: float = Field(
+        120.0, ge=0,
+        description="after an update_many whose answer was lost, how long to wait before "
+        "reading the tickets to see which it updated (a queued job may not have run yet)",
+    )
+    bulk_job_timeout_seconds: float = Field(
+        60.0, gt=0,
+        description="how long one attempt polls an update_many job before leaving it for a "
+        "later attempt (which polls the same job, never sends it again)",
+    )
     http: HttpSettings = HttpSettings()
 
     @field_validator("user_fields", "organization_fields")

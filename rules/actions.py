@@ -19,6 +19,7 @@ __all__ = [
     "PagerDutyTriggerParams",
     "SlackThreadParams",
     "ZendeskProblemParams",
+    "ZendeskUpdateLinkedParams",
     "ZendeskUpdateParams",
 ]
 
@@ -78,6 +79,19 @@ class JiraCreateOrLinkBugParams(_Params):
 ZendeskStatus = Literal["new", "open", "pending", "hold", "solved"]
 
 
+def _check_change(changes: dict[str, object], public: bool, add: list[str],
+                  remove: list[str]) -> None:
+    """A ticket change must change something (``changes``, by parameter name), a public one
+    needs its note, and no tag may be both added and removed."""
+    if not any(changes.values()):
+        raise ValueError(f"needs at least one of {', '.join(changes)}")
+    if public and not changes.get("note"):
+        raise ValueError("public: true needs a note")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise ValueError(f"tags both added and removed: {', '.join(both)}")
+
+
 class ZendeskUpdateParams(_Params):
     """One safe update of the ticket: note, tags, custom fields and status travel together."""
 
@@ -90,13 +104,9 @@ class ZendeskUpdateParams(_Params):
 
     @model_validator(mode="after")
     def _something_to_do(self) -> ZendeskUpdateParams:
-        if not (self.note or self.add_tags or self.remove_tags or self.fields or self.status):
-            raise ValueError("needs at least one of note, add_tags, remove_tags, fields, status")
-        if self.public and not self.note:
-            raise ValueError("public: true needs a note")
-        both = sorted(set(self.add_tags) & set(self.remove_tags))
-        if both:
-            raise ValueError(f"tags both added and removed: {', '.join(both)}")
+        _check_change({"note": self.note, "add_tags": self.add_tags,
+                       "remove_tags": self.remove_tags, "fields": self.fields,
+                       "status": self.status}, self.public, self.add_tags, self.remove_tags)
         return self
 
 
@@ -147,6 +157,24 @@ class SlackThreadParams(_Params):
     title: NonEmpty = "Ticket #{{ ticket.id }}: {{ ticket.subject }}"
     reply: NonEmpty | None = None
     incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
+class ZendeskUpdateLinkedParams(_Params):
+    """One change to every ticket linked to a Jira issue, in bulk (``update_many``)."""
+
+    issue: NonEmpty = Field(description="the Jira issue key whose linked tickets are updated")
+    note: NonEmpty | None = None
+    public: bool = False
+    add_tags: list[NoSpaces] = Field(default_factory=list)
+    remove_tags: list[NoSpaces] = Field(default_factory=list)
+    status: ZendeskStatus | None = None
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> ZendeskUpdateLinkedParams:
+        _check_change({"note": self.note, "add_tags": self.add_tags,
+                       "remove_tags": self.remove_tags, "status": self.status},
+                      self.public, self.add_tags, self.remove_tags)
+        return self
 
 
 ZendeskPriority = Literal["urgent", "high", "normal", "low"]
@@ -238,6 +266,15 @@ ACTIONS: dict[str, ActionSpec] = {
             template_params=frozenset({"title", "reply", "incident"}),
             produces="slack",
             result_fields=frozenset({"channel", "ts", "escalation"}),
+        ),
+        ActionSpec(
+            name="zendesk.update_linked",
+            description=(
+                "Update every ticket linked to a Jira issue (note, tags, status) in bulk:"
+                " ceil(N / 100) update_many calls, resumable without writing a ticket twice."
+            ),
+            params=ZendeskUpdateLinkedParams,
+            template_params=frozenset({"issue", "note"}),
         ),
         ActionSpec(
             name="zendesk.problem",

@@ -12,8 +12,9 @@ from sync.actions import HANDLERS as TICKET_HANDLERS
 from sync.actions import VENDOR_OF as TICKET_VENDORS
 from sync.actions import ActionContext, ActionOutcome
 from sync.escalation_actions import ESCALATION_HANDLERS, ESCALATION_VENDORS
+from sync.fanout import FANOUT, zendesk_update_linked
 
 HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
-    **TICKET_HANDLERS, **ESCALATION_HANDLERS}
+    **TICKET_HANDLERS, **ESCALATION_HANDLERS, FANOUT: zendesk_update_linked}
 
-VENDOR_OF: dict[str, str] = {**TICKET_VENDORS, **ESCALATION_VENDORS}
+VENDOR_OF: dict[str, str] = {**TICKET_VENDORS, **ESCALATION_VENDORS, FANOUT: "zendesk"}

@@ -6,7 +6,8 @@ for it, so a later ticket with the same key joins that issue instead of opening 
 
 from __future__ import annotations
 
-__all__ = ["BugRecord", "add_link", "find_bug", "links_for_ticket", "record_bug"]
+__all__ = ["BugRecord", "add_link", "find_bug", "linked_tickets", "links_for_ticket",
+           "record_bug"]
 
 from dataclasses import dataclass
 
@@ -69,3 +70,10 @@ def links_for_ticket(conn: sa.Connection, ticket_id: int) -> dict[str, tuple[str
     for row in conn.execute(_TICKET_LINKS, {"b_id": ticket_id}):
         out.setdefault(row.system, []).append(row.ref)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def linked_tickets(conn: sa.Connection, system: str, ref: str) -> list[int]:
+    """The tickets linked to one external object (a Jira issue key), by id."""
+    rows = conn.execute(sa.select(links.c.ticket_id).where(
+        links.c.system == system, links.c.ref == ref).order_by(links.c.ticket_id))
+    return [int(r.ticket_id) for r in rows]

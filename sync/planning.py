@@ -32,6 +32,7 @@ from sync.state import get_snapshot
 log = logging.getLogger("switchboard.processor")
 
 CREATE_BUG = "jira.create_or_link_bug"
+UPDATE_LINKED = "zendesk.update_linked"
 _DECISION = sa.insert(decisions)
 
 
@@ -54,6 +55,11 @@ def order_key(rule_id: str, action: str, params: Mapping[str, Any],
                                namespace).get("dedupe_by", "")
         if str(dedupe).strip():
             return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
+    if action == UPDATE_LINKED:
+        issue = str(render_params(action, {"issue": params.get("issue", "")},
+                                  namespace).get("issue", "")).strip()
+        if issue:  # fan-outs to one issue's tickets run one at a time, in order
+            return f"jira-linked:{issue}"
     if action in ESCALATION_ACTIONS:
         key = _escalation_key(rule_id, action, params, namespace)
         if key is not None:

@@ -55,8 +55,9 @@ log = logging.getLogger("switchboard.processor")
 TICK = "tick"
 #: ``payload.style`` of PagerDuty incident events (``sync.incident_events``).
 PAGERDUTY = "pagerduty"
-#: The action that writes several tickets (the members it attaches to a problem ticket).
-PROBLEM = "zendesk.problem"
+#: The actions that write several tickets under one marker: the members a problem ticket
+#: attaches, the tickets linked to a Jira issue.
+MANY_TICKETS = ("zendesk.problem", "zendesk.update_linked")
 # Built once: these run for every event.
 _PENDING_BUGS = sa.select(outbox.c.idem_key).where(
     outbox.c.ticket_id == sa.bindparam("b_id"), outbox.c.action == CREATE_BUG,
@@ -208,7 +209,7 @@ def _own_deltas(conn: sa.Connection, snapshot: Ticket | None,
             sa.select(outbox.c.progress).where(
                 sa.or_(sa.and_(outbox.c.ticket_id == ticket.id,
                                outbox.c.action == "zendesk.update"),
-                       outbox.c.action == PROBLEM),  # it writes each member ticket
+                       outbox.c.action.in_(MANY_TICKETS)),  # they write several tickets
                 outbox.c.idem_key.like(f"{tag[len(MARKER_PREFIX):]}%"))
         ).first()
         progress = (row.progress or {}) if row else {}

@@ -20,7 +20,7 @@ __all__ = ["RetryPolicy", "Verdict"]
 import random
 from dataclasses import dataclass
 
-from connectors.errors import RateLimitedError, RetriableError, SkippableError, SwitchboardError
+from connectors.errors import RetriableError, SkippableError, SwitchboardError
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +37,11 @@ class RetryPolicy:
     cap: float = 300.0
 
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
-        """Jittered exponential backoff; a rate limit's Retry-After is a floor."""
+        """Jittered exponential backoff; a rate limit's Retry-After (any ``retry_after``) is a
+        floor."""
         delay = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not cryptography
-        if isinstance(error, RateLimitedError):
+        if isinstance(error, RetriableError) and error.retry_after is not None:
             delay = max(delay, error.retry_after)
         return delay
 

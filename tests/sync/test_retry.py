@@ -41,3 +41,10 @@ def test_an_unexpected_exception_is_kept_and_retried_with_its_type_named():
     verdict = POLICY.judge(KeyError("id"), 1)
     assert verdict.kind == "retry" and verdict.reason == "KeyError: 'id'"
     assert POLICY.judge(KeyError("id"), 3).kind == "give_up"
+
+
+def test_any_retriable_error_that_names_a_retry_after_is_not_retried_sooner():
+    waiting = POLICY.judge(RetriableError("job may be queued", retry_after=90.0), 1)
+    assert waiting.kind == "retry" and waiting.retry_in >= 90.0
+    plain = POLICY.judge(RetriableError("timeout"), 1)
+    assert plain.retry_in < 90.0
