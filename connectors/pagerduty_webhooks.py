@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.json_fields import FieldReader
 from connectors.models import parse_time
 
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
@@ -67,6 +68,11 @@ class UnsupportedEventError(WebhookPayloadError):
     Answer it with a 2xx and ignore it: PagerDuty drops a webhook answered with a 4xx and
     disables the subscription after three consecutive drops.
     """
+
+
+_read = FieldReader(WebhookPayloadError)
+_required_str, _optional_str, _optional_object = (
+    _read.required_str, _read.optional_str, _read.optional_object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,27 +222,3 @@ def _incident_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         "service_id": _optional_str(service, "id", "event.data.service"),
         "service_name": _optional_str(service, "summary", "event.data.service"),
     }
-
-
-def _required_str(obj: Mapping[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value.strip():
-        problem = "is missing" if value is None else f"must be a non-empty string, not {value!r}"
-        raise WebhookPayloadError(f"{where}.{key} {problem}")
-    return value
-
-
-def _optional_str(obj: Mapping[str, Any] | None, key: str, where: str) -> str | None:
-    if obj is None:
-        return None
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise WebhookPayloadError(f"{where}.{key} must be a string or null, not {value!r}")
-    return value
-
-
-def _optional_object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise WebhookPayloadError(f"{where}.{key} must be an object or null, not {value!r}")
-    return value

@@ -90,6 +90,12 @@ class ReceiverSettings(_Model):
         description="PagerDuty webhook v3 subscription secrets (several while one is rotated); "
         "a request signed with any of them is accepted; empty = every PagerDuty webhook refused",
     )
+    jira_signing_secrets: tuple[SigningSecret, ...] = Field(
+        default=(),
+        description="secrets of the Jira admin webhooks (X-Hub-Signature: sha256=...; several "
+        "while one is rotated); a request signed with any of them is accepted; empty = every "
+        "Jira webhook refused",
+    )
     retry_after_seconds: int = Field(5, gt=0, description="Retry-After sent with a 503")
 
 

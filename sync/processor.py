@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
+from connectors.jira_webhooks import JiraEvent
 from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate
 from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
@@ -55,6 +56,8 @@ log = logging.getLogger("switchboard.processor")
 TICK = "tick"
 #: ``payload.style`` of PagerDuty incident events (``sync.incident_events``).
 PAGERDUTY = "pagerduty"
+#: ``payload.style`` of Jira webhook events (recorded only, until Jira -> Zendesk sync exists).
+JIRA = "jira"
 #: The actions that write several tickets under one marker: the members a problem ticket
 #: attaches, the tickets linked to a Jira issue.
 MANY_TICKETS = ("zendesk.problem", "zendesk.update_linked")
@@ -297,6 +300,10 @@ class EventProcessor:
             return self._tick(item)
         if payload.get("style") == PAGERDUTY:
             return process_incident(self, item)
+        if payload.get("style") == JIRA:
+            jira = JiraEvent.from_payload(payload["event"])
+            return self._finish(item, "done", f"jira {jira.event_type} {jira.issue_key}: "
+                                "recorded; Jira -> Zendesk sync is not built yet")
         fields: dict[str, Any] = dict(payload["fields"])
         ticket_id = int(fields["id"])
         updated_at = parse_time(fields["updated_at"])

@@ -118,7 +118,8 @@ class ReceiverProcess:
     def _spec(self) -> bytes:
         settings = self.settings.model_dump(mode="json")
         # Secrets travel on the child's stdin (never argv or the environment).
-        for name in ("zendesk_signing_secrets", "pagerduty_signing_secrets"):
+        for name in ("zendesk_signing_secrets", "pagerduty_signing_secrets",
+                     "jira_signing_secrets"):
             settings[name] = [s.get_secret_value() for s in getattr(self.settings, name)]
         return json.dumps({"settings": settings, "store_url": self.store_url,
                            "field_ids": self.field_ids,

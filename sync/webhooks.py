@@ -33,6 +33,15 @@ once; a correctly signed event of a type Switchboard does not act on (``service.
 subscription after three 4xx in a row. ``incident.triggered`` is stored (it tells which incident
 a dedup key opened) but fires no rule.
 
+``POST /webhooks/jira`` (admin webhooks) follows the PagerDuty route: ``X-Hub-Signature:
+sha256=<hex>`` made with one of ``jira_signing_secrets`` (401 otherwise, and when none is
+configured); ``jira:issue_updated``, ``jira:issue_deleted``, ``comment_created`` and
+``comment_updated`` are stored (202) with ``payload.style == "jira"`` under the issue's entity
+key, so one issue's events are processed in order; other signed event types get a 202 and one
+``ignored`` row; a malformed payload of a handled type gets a 400. Redeliveries are stored once:
+by ``X-Atlassian-Webhook-Identifier``, and by the event's identity (issue id + ``timestamp`` +
+changelog id for an update, comment id + ``updated`` for a comment, the issue id for a deletion).
+
 ``GET /healthz`` answers 200 when the store answers.
 """
 
@@ -54,6 +63,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from connectors.jira_webhooks import UnsupportedEventError as JiraUnsupportedEventError
+from connectors.jira_webhooks import WebhookPayloadError as JiraPayloadError
+from connectors.jira_webhooks import parse_webhook as parse_jira_webhook
+from connectors.jira_webhooks import verify_signature as verify_jira_signature
 from connectors.models import parse_time
 from connectors.pagerduty_webhooks import (
     HANDLED_EVENT_TYPES,
@@ -83,6 +96,8 @@ PD_WEBHOOK_ID = "x-webhook-id"
 #: PagerDuty incident events stored for processing: the handled ones, and the trigger that says
 #: which incident a dedup key opened.
 PD_STORED = HANDLED_EVENT_TYPES | {"incident.triggered"}
+JIRA_SIGNATURE = "x-hub-signature"
+JIRA_WEBHOOK_ID = "x-atlassian-webhook-identifier"
 
 
 class _TooLarge(Exception):
@@ -111,6 +126,12 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
+def _delivery_id(request: Request, header: str, source: str) -> str | None:
+    """The vendor's delivery id, namespaced by source (``pagerduty:<id>``), or ``None``."""
+    value = (request.headers.get(header) or "").strip()[:160]
+    return f"{source}:{value}" if value else None
+
+
 COMMIT_TIMEOUT = 8.0  # Zendesk gives up on a webhook after about 10 s
 
 
@@ -129,6 +150,7 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
     """
     secrets = [s.get_secret_value().encode() for s in settings.zendesk_signing_secrets]
     pd_secrets = [s.get_secret_value() for s in settings.pagerduty_signing_secrets]
+    jira_secrets = [s.get_secret_value() for s in settings.jira_signing_secrets]
     writer = writer or InboxWriter(store)
 
     async def _commit(**event: object) -> AcceptResult | JSONResponse:
@@ -139,39 +161,28 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
             return _error(503, "could not store the event; retry later",
                           **{"Retry-After": str(settings.retry_after_seconds)})
 
-    async def pagerduty(request: Request) -> JSONResponse:
+    async def _signed_body(request: Request, header: str, vendor: str, secrets: list[str],
+                           verify: Callable[[bytes, str], bool]) -> bytes | JSONResponse:
+        """The raw body once its ``header`` signature checks out, else the 4xx to answer."""
         try:
             body = await _read_capped(request, settings.max_body_bytes)
         except _TooLarge:
             return _error(413, f"body larger than {settings.max_body_bytes} bytes")
         except ClientDisconnect:
             return _error(400, "client disconnected")
-        signature = request.headers.get(PD_SIGNATURE)
+        signature = request.headers.get(header)
         if not signature:
-            return _error(401, f"missing {PD_SIGNATURE} header")
-        if not pd_secrets:
-            return _error(401, "no PagerDuty signing secret is configured; refusing unsigned "
+            return _error(401, f"missing {header} header")
+        if not secrets:
+            return _error(401, f"no {vendor} signing secret is configured; refusing unsigned "
                                "input")
-        if not verify_signature(body, signature, pd_secrets):
+        if not verify(body, signature):
             return _error(401, "signature does not match")
-        webhook_id = (request.headers.get(PD_WEBHOOK_ID) or "").strip()[:160] or None
-        delivery = f"pagerduty:{webhook_id}" if webhook_id else None
-        try:
-            event = parse_webhook(body)
-        except UnsupportedEventError as exc:
-            return await _ignored(delivery, "not an incident", str(exc))
-        except PagerDutyPayloadError as exc:
-            return _error(400, f"malformed payload: {exc}")
-        if event.event_type not in PD_STORED:
-            return await _ignored(delivery, event.event_type,
-                                  f"{event.event_type} is not an event Switchboard acts on")
-        fields = {name: getattr(event, name) for name in event.__dataclass_fields__}
-        fields["occurred_at"] = fields["occurred_at"].isoformat()
-        result = await _commit(
-            source="pagerduty", kind=event.event_type[:96],
-            entity_key=f"pagerduty:incident:{event.incident_id}"[:128],
-            change_key=f"pagerduty:{event.event_id}"[:192], delivery_id=delivery,
-            payload={"style": "pagerduty", "event": fields})
+        return body
+
+    async def _stored_event(**event: object) -> JSONResponse:
+        """Commit a pending event; 202 accepted or duplicate (503 when the commit failed)."""
+        result = await _commit(**event)
         if isinstance(result, JSONResponse):
             return result
         if not result.accepted:
@@ -180,11 +191,53 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
         on_accept()
         return JSONResponse({"status": "accepted", "id": result.inbox_id}, status_code=202)
 
-    async def _ignored(delivery: str | None, kind: str, reason: str) -> JSONResponse:
-        result = await _commit(source="pagerduty", kind=kind[:96],
-                               entity_key="pagerduty:ignored", payload={"reason": reason},
-                               delivery_id=delivery, status="ignored",
-                               outcome=f"ignored: {reason}")
+    async def pagerduty(request: Request) -> JSONResponse:
+        body = await _signed_body(request, PD_SIGNATURE, "PagerDuty", pd_secrets,
+                                  lambda raw, header: verify_signature(raw, header, pd_secrets))
+        if isinstance(body, JSONResponse):
+            return body
+        delivery = _delivery_id(request, PD_WEBHOOK_ID, "pagerduty")
+        try:
+            event = parse_webhook(body)
+        except UnsupportedEventError as exc:
+            return await _ignored("pagerduty", delivery, "not an incident", str(exc))
+        except PagerDutyPayloadError as exc:
+            return _error(400, f"malformed payload: {exc}")
+        if event.event_type not in PD_STORED:
+            return await _ignored("pagerduty", delivery, event.event_type,
+                                  f"{event.event_type} is not an event Switchboard acts on")
+        fields = {name: getattr(event, name) for name in event.__dataclass_fields__}
+        fields["occurred_at"] = fields["occurred_at"].isoformat()
+        return await _stored_event(
+            source="pagerduty", kind=event.event_type[:96],
+            entity_key=f"pagerduty:incident:{event.incident_id}"[:128],
+            change_key=f"pagerduty:{event.event_id}"[:192], delivery_id=delivery,
+            payload={"style": "pagerduty", "event": fields})
+
+    async def jira(request: Request) -> JSONResponse:
+        body = await _signed_body(
+            request, JIRA_SIGNATURE, "Jira", jira_secrets,
+            lambda raw, header: verify_jira_signature(jira_secrets, raw, header))
+        if isinstance(body, JSONResponse):
+            return body
+        delivery = _delivery_id(request, JIRA_WEBHOOK_ID, "jira")
+        try:
+            event = parse_jira_webhook(body)
+        except JiraUnsupportedEventError as exc:
+            return await _ignored("jira", delivery, exc.event_type, str(exc))
+        except JiraPayloadError as exc:
+            return _error(400, f"malformed payload: {exc}")
+        # Ids are bounded numbers, so these keys are never cut short.
+        return await _stored_event(
+            source="jira", kind=event.event_type[:96], entity_key=event.entity_key,
+            change_key=event.change_key, delivery_id=delivery,
+            payload={"style": "jira", "event": event.to_payload()})
+
+    async def _ignored(source: str, delivery: str | None, kind: str,
+                       reason: str) -> JSONResponse:
+        result = await _commit(source=source, kind=kind[:96], entity_key=f"{source}:ignored",
+                               payload={"reason": reason}, delivery_id=delivery,
+                               status="ignored", outcome=f"ignored: {reason}")
         if isinstance(result, JSONResponse):
             return result
         return JSONResponse({"status": "ignored", "reason": reason, "id": result.inbox_id},
@@ -270,6 +323,7 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
     app = Starlette(routes=[
         Route("/webhooks/zendesk", zendesk, methods=["POST"]),
         Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
+        Route("/webhooks/jira", jira, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
     app.state.writer = writer
