@@ -207,6 +207,8 @@ class ActionSpec:
     custom_field_params: frozenset[str] = frozenset()
     produces: str | None = None
     result_fields: frozenset[str] = frozenset()
+    #: True for an action that needs no single ticket (usable on ``jira.issue.*`` events).
+    without_ticket: bool = False
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -275,6 +277,7 @@ ACTIONS: dict[str, ActionSpec] = {
             ),
             params=ZendeskUpdateLinkedParams,
             template_params=frozenset({"issue", "note"}),
+            without_ticket=True,
         ),
         ActionSpec(
             name="zendesk.problem",

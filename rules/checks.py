@@ -218,6 +218,10 @@ class ConditionChecker:
         return ok
 
 
+#: Event types about a Jira issue, not one ticket: only ``without_ticket`` actions apply.
+TICKETLESS_PREFIX = "jira.issue."
+
+
 class ActionChecker:
     """Checks ``then:`` steps in order, tracking which result namespaces exist at each step."""
 
@@ -248,6 +252,11 @@ class ActionChecker:
             self.report.add((*path, name), f"unknown action {name!r}",
                             _hint(str(name), ACTIONS, f"actions: {', '.join(ACTIONS)}"))
             return
+        ticketless = [e for e in self.events if e.startswith(TICKETLESS_PREFIX)]
+        if ticketless and not spec.without_ticket:
+            self.report.add((*path, name), f"{name} acts on one ticket, and {ticketless[0]} "
+                            "events carry none",
+                            "zendesk.update_linked reaches the tickets linked to the issue")
         self._step(spec, params, index, (*path, name))
         if spec.produces:
             # Published even when this step is invalid, so later steps report no knock-on errors.

@@ -39,6 +39,10 @@ COMMENT_KEYS: tuple[str, ...] = ("id", "body", "public", "author_id", "created_a
 #: Keys of ``incident`` (a PagerDuty webhook event about an incident Switchboard opened).
 INCIDENT_KEYS: tuple[str, ...] = ("id", "number", "key", "status", "title", "url", "urgency",
                                   "service", "agent", "note")
+#: Keys of ``issue`` (a Jira webhook event about an issue tickets are linked to).
+ISSUE_KEYS: tuple[str, ...] = ("key", "id", "url", "status", "previous_status", "resolution",
+                               "priority", "fix_versions", "released", "changed", "agent",
+                               "tickets")
 
 
 def blank_person(keys: tuple[str, ...], field_keys: Any = ()) -> dict[str, Any]:
@@ -112,7 +116,9 @@ class EvalContext:
     see :func:`blank_person`) are ``None`` when nobody read them — fields under them then read
     as ``None``. ``comment`` (``Comment.to_dict()``) is set for ``ticket.comment_added`` only;
     ``incident`` (:data:`INCIDENT_KEYS`) for the ``pagerduty.incident.*`` events only, whose
-    ``ticket`` is the one the escalation was opened for.
+    ``ticket`` is the one the escalation was opened for; ``issue`` (:data:`ISSUE_KEYS`) for the
+    ``jira.issue.*`` events only, which are about an issue, not one ticket (``ticket`` is empty;
+    ``links.jira`` names the issue).
     """
 
     event_type: str
@@ -125,6 +131,7 @@ class EvalContext:
     organization: Mapping[str, Any] | None = None
     comment: Mapping[str, Any] | None = None
     incident: Mapping[str, Any] | None = None
+    issue: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -132,7 +139,7 @@ class EvalContext:
         object.__setattr__(
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
-        for name in ("requester", "organization", "comment", "incident"):
+        for name in ("requester", "organization", "comment", "incident", "issue"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(value))
@@ -190,4 +197,6 @@ class EvalContext:
             out["comment"] = _plain(self.comment)
         if self.incident is not None:
             out["incident"] = _plain(self.incident)
+        if self.issue is not None:
+            out["issue"] = _plain(self.issue)
         return out

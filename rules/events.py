@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "EVENT_TYPES",
     "INCIDENT_EVENT_FIELDS",
+    "ISSUE_EVENT_FIELDS",
     "TICKET_FIELDS",
     "EventType",
     "carried_by",
@@ -107,6 +108,26 @@ for _name, _what in (
         "back as events.",
         INCIDENT_EVENT_FIELDS,
     )
+
+
+#: What a Jira webhook event about an issue tickets are linked to carries: the issue, and
+#: ``links.jira`` naming it. No one ticket: actions reach the linked tickets in bulk.
+ISSUE_EVENT_FIELDS: tuple[str, ...] = ("issue.*", "links.*", "event.*")
+
+EVENT_TYPES["jira.issue.updated"] = EventType(
+    "jira.issue.updated",
+    "Jira says an issue tickets are linked to changed its status, resolution, priority or fix "
+    "versions (webhook, or the reconciliation poll). `issue` holds it (`issue.changed` lists "
+    "what changed, `issue.previous_status` the status before); there is no single `ticket`: "
+    "`zendesk.update_linked` reaches every linked ticket. Changes Switchboard made itself do "
+    "not come back as events.",
+    ISSUE_EVENT_FIELDS,
+)
+EVENT_TYPES["jira.issue.deleted"] = EventType(
+    "jira.issue.deleted",
+    "An issue tickets are linked to was deleted in Jira. `issue` holds it as it was.",
+    ISSUE_EVENT_FIELDS,
+)
 
 
 def carried_by(path: str) -> list[str]:

@@ -150,6 +150,25 @@ INCIDENT_FIELDS: tuple[FieldSpec, ...] = (
               "The note's text (pagerduty.incident.annotated only)."),
 )
 
+ISSUE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("issue.key", FieldKind.TEXT, "The Jira issue's key (SUP-77)."),
+    FieldSpec("issue.id", FieldKind.TEXT, "The Jira issue's id."),
+    FieldSpec("issue.url", FieldKind.TEXT, "Link to the issue in Jira."),
+    FieldSpec("issue.status", FieldKind.TEXT, "The issue's status after the event (its name)."),
+    FieldSpec("issue.previous_status", FieldKind.TEXT,
+              "The status before, when this event changed it; else null."),
+    FieldSpec("issue.resolution", FieldKind.TEXT, "The issue's resolution (null: unresolved)."),
+    FieldSpec("issue.priority", FieldKind.TEXT, "The issue's priority (its name)."),
+    FieldSpec("issue.fix_versions", FieldKind.LIST, "Names of the issue's fix versions."),
+    FieldSpec("issue.released", FieldKind.ENUM,
+              "true when one of its fix versions is released (null: Jira did not say).",
+              ("true", "false")),
+    FieldSpec("issue.changed", FieldKind.LIST,
+              "What this event changed, of status, resolution, priority, fixVersions."),
+    FieldSpec("issue.agent", FieldKind.TEXT, "Who made the change in Jira (display name)."),
+    FieldSpec("issue.tickets", FieldKind.ID, "How many tickets are linked to the issue."),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
 CHANGES_PREFIX = "changes."
 #: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
@@ -161,7 +180,8 @@ CONFIGURED: dict[str, tuple[str, str]] = {
 #: Ticket fields whose ``changes.*`` are never set (they change with every event, or never).
 _NO_CHANGES = frozenset({"id", "updated_at", "url"})
 #: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
-EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident"})
+EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident",
+                            "issue"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -219,6 +239,7 @@ class FieldRegistry:
                   for key in sorted(self.organization_fields)]
         specs += COMMENT_FIELDS
         specs += INCIDENT_FIELDS
+        specs += ISSUE_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -355,6 +376,7 @@ _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "organization": lambda ctx: ctx.organization,
     "comment": lambda ctx: ctx.comment,
     "incident": lambda ctx: ctx.incident,
+    "issue": lambda ctx: ctx.issue,
 }
 
 

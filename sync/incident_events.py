@@ -27,16 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from rules import evaluate
-from rules.engine import settle_event
 from sync import escalations as esc_store
 from sync import inbox as inbox_mod
 from sync.escalations import Escalation
-from sync.planning import follow_up_rows
-from sync.rulestate import StoreRuleState
+from sync.planning import decide_in, matched_summary
 from sync.schema import escalations
 from sync.state import get_snapshot
-from sync.store import utcnow
 
 if TYPE_CHECKING:
     from sync.processor import EventProcessor
@@ -125,25 +121,13 @@ def process_incident(processor: EventProcessor, item: inbox_mod.InboxItem) -> st
     with processor.store.read() as conn:
         base = processor._context(conn, ticket, event_type, {}, item)
     ctx = dataclasses.replace(base, incident=_incident(escalation, event))
-    rules = processor.rules
     namespace = ctx.namespace()
-    evaluations = [(rule, evaluate(rule, ctx)) for rule in rules.for_event(event_type)]
-    now = utcnow()
     with processor.store.write() as conn:
-        follow_ups, outcomes = settle_event(rules, evaluations, ctx, StoreRuleState(conn),
-                                            item.change_key or f"inbox:{item.id}", namespace)
-        rows = follow_up_rows(item.id, follow_ups, now)
-        for outcome in outcomes:
-            rows.decision(ticket.id, event_type, outcome.rule, outcome.matched,
-                          outcome.trace())
-            rows.plan(outcome.rule, outcome.intents, outcome.namespace or namespace, ticket.id)
-        planned = rows.commit(conn)
+        planned, matched = decide_in(conn, processor.rules, ctx, namespace, item.id,
+                                     item.change_key or f"inbox:{item.id}", ticket.id)
         esc_store.update(conn, escalation.key, **values)
         _relink(conn, escalation.key)
-        matched = [o.rule.id for o in outcomes if o.matched]
-        summary = (f"{event_type} ({escalation.key}); "
-                   f"{'matched: ' + ', '.join(matched) if matched else 'no rule matched'}; "
-                   f"{planned} intent(s) planned")
+        summary = f"{event_type} ({escalation.key}); {matched_summary(matched, planned)}"
         inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)
     log.info("event %s: %s", item.id, summary)
     return summary

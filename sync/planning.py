@@ -9,7 +9,8 @@ its ticket's earlier intents.
 
 from __future__ import annotations
 
-__all__ = ["CREATE_BUG", "PlannedRows", "follow_up_rows", "intent_rows", "order_key"]
+__all__ = ["CREATE_BUG", "PlannedRows", "decide_in", "follow_up_rows", "intent_rows",
+           "matched_summary", "order_key"]
 
 import logging
 from collections.abc import Mapping
@@ -19,15 +20,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rules import render_params
+from rules import EvalContext, RuleSet, evaluate, render_params
 from rules.actions import ESCALATION_ACTIONS
-from rules.engine import FollowUp
+from rules.engine import FollowUp, settle_event
 from rules.model import Mode, Rule, thaw
 from rules.planner import ActionIntent
 from sync import escalations
 from sync.outbox import add_intent
+from sync.rulestate import StoreRuleState
 from sync.schema import decisions
 from sync.state import get_snapshot
+from sync.store import utcnow
 
 log = logging.getLogger("switchboard.processor")
 
@@ -152,3 +155,26 @@ def follow_up_rows(inbox_id: int, follow_ups: list[FollowUp], now: datetime) -> 
     rows = PlannedRows(inbox_id, now)
     rows.follow_ups(follow_ups)
     return rows
+
+
+def decide_in(conn: sa.Connection, rules: RuleSet, ctx: EvalContext,
+              namespace: Mapping[str, Any], inbox_id: int, event_key: str,
+              ticket_id: int | None) -> tuple[int, list[str]]:
+    """Evaluate, gate and plan one event whose context has a single event type (a PagerDuty
+    or Jira event), in the caller's transaction: decisions, intents and gate state together.
+    Returns (intents new, ids of the rules that matched)."""
+    event_type = ctx.event_type
+    evaluations = [(rule, evaluate(rule, ctx)) for rule in rules.for_event(event_type)]
+    follow_ups, outcomes = settle_event(rules, evaluations, ctx, StoreRuleState(conn),
+                                        event_key, namespace)
+    rows = follow_up_rows(inbox_id, follow_ups, utcnow())
+    for outcome in outcomes:
+        rows.decision(ticket_id, event_type, outcome.rule, outcome.matched, outcome.trace())
+        rows.plan(outcome.rule, outcome.intents, outcome.namespace or namespace, ticket_id)
+    return rows.commit(conn), [o.rule.id for o in outcomes if o.matched]
+
+
+def matched_summary(matched: list[str], planned: int) -> str:
+    """``matched: a, b; 2 intent(s) planned`` (or ``no rule matched; ...``)."""
+    return (f"{'matched: ' + ', '.join(matched) if matched else 'no rule matched'}; "
+            f"{planned} intent(s) planned")

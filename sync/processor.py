@@ -30,7 +30,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.errors import SwitchboardError
-from connectors.jira_webhooks import JiraEvent
 from connectors.models import Comment, Ticket, TicketPeople, format_time, parse_time
 from rules import Change, EvalContext, RuleSet, evaluate
 from rules.context import ORGANIZATION_KEYS, REQUESTER_KEYS, blank_person
@@ -41,6 +40,7 @@ from rules.partial import judge
 from sync import inbox as inbox_mod
 from sync.actions import MARKER_PREFIX
 from sync.incident_events import process_incident
+from sync.jira_events import process_jira
 from sync.leases import LeaseLost
 from sync.links import links_for_ticket
 from sync.planning import CREATE_BUG, follow_up_rows
@@ -56,7 +56,7 @@ log = logging.getLogger("switchboard.processor")
 TICK = "tick"
 #: ``payload.style`` of PagerDuty incident events (``sync.incident_events``).
 PAGERDUTY = "pagerduty"
-#: ``payload.style`` of Jira webhook events (recorded only, until Jira -> Zendesk sync exists).
+#: ``payload.style`` of Jira webhook events (``sync.jira_events``).
 JIRA = "jira"
 #: The actions that write several tickets under one marker: the members a problem ticket
 #: attaches, the tickets linked to a Jira issue.
@@ -258,8 +258,10 @@ class EventProcessor:
 
     def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, retry: RetryPolicy,
                  custom_fields: tuple[str, ...] = (), user_fields: tuple[str, ...] = (),
-                 organization_fields: tuple[str, ...] = ()) -> None:
+                 organization_fields: tuple[str, ...] = (), jira_url: str | None = None) -> None:
         self.store = store
+        #: The Jira site's URL, for the issue links rules see (``issue.url``).
+        self.jira_url = jira_url
         self.custom_fields = custom_fields
         self.user_fields = user_fields
         self.organization_fields = organization_fields
@@ -301,9 +303,7 @@ class EventProcessor:
         if payload.get("style") == PAGERDUTY:
             return process_incident(self, item)
         if payload.get("style") == JIRA:
-            jira = JiraEvent.from_payload(payload["event"])
-            return self._finish(item, "done", f"jira {jira.event_type} {jira.issue_key}: "
-                                "recorded; Jira -> Zendesk sync is not built yet")
+            return process_jira(self, item)
         fields: dict[str, Any] = dict(payload["fields"])
         ticket_id = int(fields["id"])
         updated_at = parse_time(fields["updated_at"])

@@ -28,5 +28,4 @@ def test_the_receiver_process_is_given_the_jira_secret_and_stores_a_delivery_onc
     assert hub.wait_idle(10)
     [row] = rows(hub, inbox, inbox.c.source == "jira")
     assert row.status == "done"
-    assert row.outcome == ("jira jira:issue_updated SUP-77: recorded; Jira -> Zendesk sync is "
-                           "not built yet")
+    assert row.outcome == "jira jira:issue_updated SUP-77: no ticket is linked to it; nothing to do"

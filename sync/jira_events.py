@@ -1,0 +1,80 @@
+"""Jira webhook events about issues tickets are linked to, processed against the rules.
+
+A stored Jira event (``payload.style == "jira"``, written by ``POST /webhooks/jira``) becomes:
+
+- ``jira.issue.updated`` when the issue's status, resolution, priority or fix versions changed,
+  ``jira.issue.deleted`` when it was deleted — evaluated against the rules listening to it, with
+  ``issue.*`` (and ``links.jira`` naming the issue) but no single ticket: their actions reach the
+  linked tickets in bulk (``zendesk.update_linked``). Decisions, intents and the inbox outcome
+  are committed in ONE transaction, as for ticket events;
+- nothing, with the reason as the outcome, for an issue no ticket is linked to, an update that
+  changed none of those fields, and comment events (comment sync is not built yet).
+
+Events of one issue are processed in order (the inbox entity is the issue).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ISSUE_EVENTS", "process_jira"]
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from connectors.jira_webhooks import JiraEvent
+from rules import EvalContext
+from sync import inbox as inbox_mod
+from sync.links import linked_tickets
+from sync.planning import decide_in, matched_summary
+
+if TYPE_CHECKING:
+    from sync.processor import EventProcessor
+
+log = logging.getLogger("switchboard.processor")
+
+#: Jira webhook event -> the rule event type it becomes.
+ISSUE_EVENTS = {"jira:issue_updated": "jira.issue.updated",
+                "jira:issue_deleted": "jira.issue.deleted"}
+
+
+def issue_fields(event: JiraEvent, tickets: int, url: str | None) -> dict[str, Any]:
+    """What rules read as ``issue.*``."""
+    status = next((c for c in event.changes if c.field == "status"), None)
+    versions = event.fix_versions or ()
+    released = [v.released for v in versions if v.released is not None]
+    return {"key": event.issue_key, "id": event.issue_id, "url": url,
+            "status": event.status, "previous_status": status.from_string if status else None,
+            "resolution": event.resolution, "priority": event.priority,
+            "fix_versions": [v.name for v in versions],
+            "released": any(released) if released else None,
+            "changed": list(dict.fromkeys(c.field for c in event.changes)),
+            "agent": event.user_name, "tickets": tickets}
+
+
+def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
+    """Handle one stored Jira event end to end; returns its outcome."""
+    event = JiraEvent.from_payload(item.payload["event"])
+    what = f"jira {event.event_type} {event.issue_key}"
+    event_type = ISSUE_EVENTS.get(event.event_type)
+    if event_type is None:
+        return processor._finish(item, "done", f"{what}: recorded; comment sync is not built "
+                                 "yet")
+    with processor.store.read() as conn:
+        tickets = linked_tickets(conn, "jira", event.issue_key)
+    if not tickets:
+        return processor._finish(item, "done", f"{what}: no ticket is linked to it; nothing "
+                                 "to do")
+    if event_type == "jira.issue.updated" and not event.changes:
+        return processor._finish(item, "done", f"{what}: none of status, resolution, "
+                                 "priority, fix versions changed; no rule runs")
+    url = f"{processor.jira_url.rstrip('/')}/browse/{event.issue_key}" \
+        if processor.jira_url else None
+    ctx = EvalContext(event_type, "jira", {}, {}, {"jira": (event.issue_key,)},
+                      now=item.received_at, issue=issue_fields(event, len(tickets), url))
+    with processor.store.write() as conn:
+        planned, matched = decide_in(conn, processor.rules, ctx, ctx.namespace(), item.id,
+                                     item.change_key or f"inbox:{item.id}", None)
+        summary = (f"{event_type} {event.issue_key} ({len(tickets)} linked ticket(s)); "
+                   f"{matched_summary(matched, planned)}")
+        inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)
+    log.info("event %s: %s", item.id, summary)
+    return summary
