@@ -86,6 +86,19 @@ def test_an_escalation_pages_once_threads_once_and_follows_the_incident(sb, esca
                     if n["body"].startswith("Engineering acknowledged the page")]
     assert len(acknowledged) == 1 and "Alex Doe" in acknowledged[0]
 
+    # An agent's internal note marked for engineering goes to the thread; a public reply that
+    # starts the same way does not (customers' words stay in Zendesk).
+    sb.zendesk.update_ticket(ticket, {"comment": {
+        "body": "#eng Only Android users are affected.", "public": False}})
+    _deliver(sb, ticket, created=False)
+    assert hub.wait_idle(30)
+    sb.zendesk.update_ticket(ticket, {"comment": {"body": "#eng hello", "public": True}})
+    _deliver(sb, ticket, created=False)
+    assert hub.wait_idle(30)
+    replies = [r["text"] for r in sb.slack.thread("#support-escalations", root["ts"])]
+    assert replies[-1] == f"Note from support on ticket #{ticket}: Only Android users are affected."
+    assert not any("hello" in r for r in replies)
+
     # Solving the ticket resolves the page, once.
     sb.zendesk.update_ticket(ticket, {"status": "solved"})
     _deliver(sb, ticket, created=False)
