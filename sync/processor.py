@@ -320,10 +320,10 @@ class EventProcessor:
             else "ticket.updated"
         rules = self.rules  # one rule set for the whole event, even if a reload swaps it
         complete = bool(payload.get("complete"))
-        # A state stamped by Switchboard's own write holds no one else's comment.
-        comment = None if own else self._new_comment(rules, ticket_id, updated_at, snapshot,
-                                                     payload.get("comment"))
         state = self._merged(fields, snapshot, complete)
+        # A state stamped by Switchboard's own write holds no one else's comment.
+        comment = None if own else self._new_comment(rules, item, state, snapshot, fields,
+                                                     complete, payload.get("comment"))
         types = event_types(base, diff_tickets(snapshot, state), comment=comment is not None)
         ticket, people, read_reason = self._current_state(item, rules, types, fields, state,
                                                           snapshot, complete, comment)
@@ -366,20 +366,34 @@ class EventProcessor:
         return Ticket.from_dict({**base, **fields, "fields": {**base.get("fields", {}),
                                                               **fields.get("fields", {})}})
 
-    def _new_comment(self, rules: RuleSet, ticket_id: int, updated_at: datetime,
-                     snapshot: Ticket | None,
+    def _new_comment(self, rules: RuleSet, item: inbox_mod.InboxItem, state: Ticket,
+                     snapshot: Ticket | None, fields: Mapping[str, Any], complete: bool,
                      carried: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The comment this change added (``Comment.to_dict()``), or ``None``.
 
-        Looked for only when a rule that is not off listens to ``ticket.comment_added`` and
-        Switchboard has seen the ticket before (a new ticket's first comment is its
-        description). The webhook's comment is used as is; otherwise ONE read of the newest
-        comments: the newest one made after the stored state and up to this change, by
-        someone other than the user Switchboard writes as (its own notes never count).
+        Looked for only when Switchboard has seen the ticket before (a new ticket's first
+        comment is its description) and a rule listening to ``ticket.comment_added`` may match
+        it, judged on what the event carries with the comment (and what the event lacks)
+        unknown (:func:`rules.partial.judge`). The webhook's comment is used as is; otherwise
+        ONE read of the newest comments: the newest one made after the stored state and up to
+        this change, by someone other than the user Switchboard writes as (its own notes
+        never count).
         """
-        if snapshot is None or not any(COMMENT_ADDED in rule.on for rule in rules
-                                       if rule.mode is not Mode.OFF):
+        listening = [rule for rule in rules
+                     if rule.mode is not Mode.OFF and COMMENT_ADDED in rule.on]
+        if snapshot is None or not listening:
             return None
+        if carried is None:
+            def unknown(path: str) -> bool:
+                return path.startswith("comment.") or _reads_people(path) \
+                    or (not complete and not _has_field(fields, path))
+
+            with self.store.read() as conn:
+                ctx = self._context(conn, state, COMMENT_ADDED,
+                                    diff_tickets(snapshot, state), item)
+            if not any(judge(r, evaluate(r, ctx), unknown) is not False for r in listening):
+                return None  # no rule could match whatever the comment says: nothing to read
+        ticket_id, updated_at = state.id, state.updated_at
         if carried is not None:
             comment = Comment.from_dict(carried)
             if comment.author_id is None or comment.author_id != self.zendesk.own_user_id():

@@ -198,6 +198,33 @@ def test_without_comment_rules_no_comment_is_read(sb, store) -> None:
     assert hub.calls() == []
 
 
+ESCALATED_COMMENT_RULES = """\
+    rules:
+      - id: eng-note
+        on: [ticket.comment_added]
+        if:
+          all:
+            - {field: ticket.tags, op: contains, value: escalated}
+            - {field: comment.body, op: matches, value: "^#eng"}
+        then: [{zendesk.update: {add_tags: [eng_note]}}]
+"""
+
+
+def test_no_comment_is_read_when_no_comment_rule_could_match_the_ticket(sb, store) -> None:
+    hub = Hub(sb, store, ESCALATED_COMMENT_RULES)
+    plain = hub.ticket()
+    hub.feed(plain, hint="ticket.created")
+    sb.zendesk.update_ticket(plain, {"comment": {"body": "#eng hi", "public": False}})
+    assert hub.feed(plain) == "no field changed; no rule run"
+    assert hub.calls() == []  # the rule needs the tag the ticket lacks: nothing to read
+    escalated = hub.ticket(tags=["escalated"])
+    hub.feed(escalated, hint="ticket.created")
+    sb.zendesk.update_ticket(escalated, {"comment": {"body": "#eng hi", "public": False}})
+    assert hub.feed(escalated).startswith("ticket.comment_added;")
+    assert hub.decisions()[-1] == ("eng-note", "ticket.comment_added", True)
+    assert any("/comments" in call for call in hub.calls())
+
+
 def test_a_comment_the_webhook_carries_costs_no_comment_read(sb, store) -> None:
     hub = Hub(sb, store, COMMENT_RULES)
     ticket_id = hub.ticket()
