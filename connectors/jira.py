@@ -16,8 +16,11 @@ __all__ = ["JiraConnector"]
 
 import json
 import logging
+import math
 import re
 import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +34,7 @@ from connectors.http import (
     install_hygiene,
     translate_transport_errors,
 )
-from connectors.models import BugDraft, IssueRef, RemoteLink
+from connectors.models import BugDraft, IssueRef, IssueState, RemoteLink
 from connectors.settings import JiraSettings
 
 VENDOR = "jira"
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 
 _ISSUE_KEY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+)$")
 _MAX_LABEL = 255
+#: Issue keys per search (the JQL stays short; 100 results fill one page).
+SEARCH_KEYS = 100
+#: The fields :meth:`JiraConnector.search_updated` asks for.
+STATE_FIELDS = ("status", "resolution", "priority", "fixVersions", "updated")
 
 
 class JiraConnector:
@@ -107,6 +114,28 @@ class JiraConnector:
         if not isinstance(first, Issue):
             raise FatalError(f"{VENDOR}: search returned {type(first).__name__}", vendor=VENDOR)
         return self._ref(first.raw, "search issues by label")
+
+    def search_updated(self, keys: Sequence[str], since: datetime | None) -> list[IssueState]:
+        """The issues among ``keys`` (at most 100) updated at or after ``since`` (all when
+        ``None``), oldest change first: ONE ``/search/jql`` per 100 results.
+
+        Jira refuses the whole search (400, :class:`InvalidRequestError`) when one of the keys
+        names an issue that does not exist (deleted): callers narrow the keys down.
+        """
+        if not 1 <= len(keys) <= SEARCH_KEYS:
+            raise ValueError(f"search_updated takes 1 to {SEARCH_KEYS} keys, got {len(keys)}")
+        jql = f"key in ({', '.join(_issue_key(k) for k in keys)})"
+        if since is not None:
+            # Relative ("-15m"), because JQL reads absolute dates in the Jira user's own time
+            # zone, which Switchboard does not know; a minute more than asked, never less.
+            age = (datetime.now(UTC) - since.astimezone(UTC)).total_seconds()
+            jql += f" AND updated >= -{max(1, math.ceil(age / 60) + 1)}m"
+        jql += " ORDER BY updated ASC"
+        client = self._jira()
+        with translate_transport_errors(VENDOR, "search issues updated since"):
+            found = client.enhanced_search_issues(jql, fields=list(STATE_FIELDS),
+                                                  maxResults=False)
+        return [_state(issue.raw) for issue in found]
 
     def get_issue(self, key: str) -> IssueRef:
         """Read an issue's reference and status (``GET /rest/api/2/issue/{key}?fields=status``)."""
@@ -183,6 +212,40 @@ class JiraConnector:
         key = str(raw["key"])
         return IssueRef(id=str(raw["id"]), key=key, url=self.browse_url(key), status=status,
                         status_category=category)
+
+
+def _name(fields: dict[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    return str(value["name"]) if isinstance(value, dict) and value.get("name") else None
+
+
+def _state(raw: Any) -> IssueState:
+    """An :class:`IssueState` from a search result; :class:`FatalError` if it is not one."""
+    fields = raw.get("fields") if isinstance(raw, dict) else None
+    updated = parse_jira_time(fields.get("updated")) if isinstance(fields, dict) else None
+    if not isinstance(fields, dict) or updated is None or not raw.get("key") \
+            or raw.get("id") is None:
+        raise FatalError(f"{VENDOR}: search returned an issue without key, id or updated",
+                         vendor=VENDOR)
+    versions = tuple((str(v["name"]), v.get("released") if isinstance(v.get("released"), bool)
+                      else None)
+                     for v in fields.get("fixVersions") or [] if isinstance(v, dict)
+                     and v.get("name"))
+    return IssueState(id=str(raw["id"]), key=str(raw["key"]), updated=updated,
+                      status=_name(fields, "status"), resolution=_name(fields, "resolution"),
+                      priority=_name(fields, "priority"), fix_versions=versions)
+
+
+def parse_jira_time(value: object) -> datetime | None:
+    """Jira's ``2026-11-27T10:00:00.000+0000`` (or ISO-8601) as an aware UTC datetime."""
+    if not isinstance(value, str):
+        return None
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value.strip()).replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def _label(label: str) -> str:

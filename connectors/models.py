@@ -14,6 +14,7 @@ __all__ = [
     "Comment",
     "ExportPage",
     "IssueRef",
+    "IssueState",
     "JobResult",
     "JobStatus",
     "NewTicket",
@@ -363,6 +364,20 @@ class BugDraft:
     issue_type: str = "Bug"
     labels: tuple[str, ...] = ()
     priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueState:
+    """What Switchboard follows of a Jira issue, as a search returns it: names of its status,
+    resolution and priority, its fix versions as (name, released) and when it last changed."""
+
+    id: str
+    key: str
+    updated: datetime
+    status: str | None = None
+    resolution: str | None = None
+    priority: str | None = None
+    fix_versions: tuple[tuple[str, bool | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,14 @@ class JiraState:
             self._touch(record)
             return self.render(record)
 
+    def delete_issue(self, id_or_key: str) -> None:
+        """Simulate an issue deleted in Jira: gone from reads and searches. Raises JiraError."""
+        with self.lock:
+            record = self._find(id_or_key)
+            del self._issues[record["id"]]
+            self._keys.pop(record["key"].upper(), None)
+            self._versions.pop(record["id"], None)
+
     def transition(self, id_or_key: str, status_name: str, category_key: str) -> dict[str, Any]:
         """Simulate an engineer moving an issue to ``status_name`` in category ``category_key``
         (``new`` / ``indeterminate`` / ``done``); returns the issue JSON."""
@@ -304,6 +312,14 @@ class JiraState:
             except jql.JQLError as exc:
                 raise JiraError(400, errors(str(exc))) from exc
             for clause in query.clauses:
+                if clause.field == "key" and clause.op in ("=", "in"):
+                    # Jira refuses the whole search when a named issue does not exist.
+                    for value in clause.values:
+                        ident = self._keys.get(str(value).upper(), str(value))
+                        if ident not in self._issues:
+                            raise JiraError(400, errors(
+                                f"An issue with key '{value}' does not exist for field "
+                                "'key'."))
                 if clause.field == "project":
                     for value in clause.values:
                         if self.project(value) is None and not any(

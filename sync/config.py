@@ -111,6 +111,14 @@ class PollerSettings(_Model):
     page_size: int = Field(1000, gt=0, le=1000)
 
 
+class JiraPollerSettings(_Model):
+    enabled: bool = True
+    interval_seconds: float = Field(
+        300.0, gt=0, description="how often the issues tickets are linked to are checked")
+    overlap_seconds: float = Field(
+        120.0, ge=0, description="each check looks this much further back than the last one")
+
+
 class InboxSettings(_Model):
     workers: int = Field(1, ge=1, le=32)
     lease_seconds: float = Field(120.0, gt=0)
@@ -199,6 +207,7 @@ class AppConfig(BaseSettings):
     store: StoreSettings = StoreSettings()
     receiver: ReceiverSettings = ReceiverSettings()
     poller: PollerSettings = PollerSettings()
+    jira_poller: JiraPollerSettings = JiraPollerSettings()
     inbox: InboxSettings = InboxSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     sandbox: SandboxSettings = SandboxSettings()

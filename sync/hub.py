@@ -3,7 +3,8 @@
 A child process serves the webhook receiver (``sync.receiver``: it shares only the store, so
 acknowledging webhooks never waits for the workers' GIL). In the hub process: inbox workers turn
 events into decisions and intents; a pool of dispatcher workers per vendor executes intents;
-APScheduler runs the poller, the lease heartbeat and the rules reload check (never overlapping:
+APScheduler runs the pollers (Zendesk's export; the Jira issues tickets are linked to), the lease
+heartbeat and the rules reload check (never overlapping:
 ``max_instances=1``, ``coalesce=True``). Workers sleep on an event that the receiver (through a
 pipe) and the poller set when new work arrives, so an accepted webhook is acted on at once.
 """
@@ -33,6 +34,7 @@ from sync import inbox, leases, outbox
 from sync.config import LoadedConfig
 from sync.dispatcher import Dispatcher
 from sync.handlers import HANDLERS, VENDOR_OF
+from sync.jira_poller import JiraPoller
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
 from sync.receiver import ReceiverProcess
@@ -80,6 +82,7 @@ class Hub:
             retry=RetryPolicy(app.dispatcher.max_attempts, **backoff),
             lease_seconds=app.dispatcher.lease_seconds, pagerduty=self.pagerduty,
             slack=self.slack)
+        self.jira_poller = JiraPoller(self.store, self.jira, app.jira_poller)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
         self.reloader = RulesReloader(source or config, self._apply_rules)
@@ -126,6 +129,10 @@ class Hub:
             self._scheduler.add_job(self._poll_job, "interval", id="zendesk-poll",
                                     seconds=app.poller.interval_seconds, max_instances=1,
                                     coalesce=True, next_run_time=datetime.now(UTC))
+        if app.jira_poller.enabled:
+            self._scheduler.add_job(self._jira_poll_job, "interval", id="jira-poll",
+                                    seconds=app.jira_poller.interval_seconds, max_instances=1,
+                                    coalesce=True)
         if app.rules_reload_seconds > 0:
             self._scheduler.add_job(self._reload_job, "interval", id="rules-reload",
                                     seconds=app.rules_reload_seconds, max_instances=1,
@@ -232,6 +239,20 @@ class Hub:
             self.poller.poll()
         except Exception:
             log.exception("zendesk poll failed; the next run retries from the saved cursor")
+
+    def _jira_poll_job(self) -> None:
+        try:
+            if self.jira_poller.poll():
+                self._wake_inbox()
+        except Exception:
+            log.exception("jira poll failed; the next run retries from the saved time")
+
+    def poll_jira_now(self) -> int:
+        """Run one Jira reconciliation poll in the caller's thread (tests); events stored."""
+        stored = self.jira_poller.poll()
+        if stored:
+            self._wake_inbox()
+        return stored
 
     # -- rules reload -------------------------------------------------------------------------
 

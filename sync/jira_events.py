@@ -8,7 +8,11 @@ A stored Jira event (``payload.style == "jira"``, written by ``POST /webhooks/ji
   linked tickets in bulk (``zendesk.update_linked``). Decisions, intents and the inbox outcome
   are committed in ONE transaction, as for ticket events;
 - nothing, with the reason as the outcome, for an issue no ticket is linked to, an update that
-  changed none of those fields, and comment events (comment sync is not built yet).
+  changed none of those fields, an event not newer than the state already processed (a webhook
+  and the reconciliation poll, ``sync.jira_poller``, may report the same change), and comment
+  events (comment sync is not built yet).
+
+The state processed is recorded with the decision, in the same transaction.
 
 Events of one issue are processed in order (the inbox entity is the issue).
 """
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.jira_webhooks import JiraEvent
 from rules import EvalContext
 from sync import inbox as inbox_mod
+from sync.jira_poller import event_state, put_issue, stored_issue
 from sync.links import linked_tickets
 from sync.planning import decide_in, matched_summary
 
@@ -34,6 +39,7 @@ log = logging.getLogger("switchboard.processor")
 #: Jira webhook event -> the rule event type it becomes.
 ISSUE_EVENTS = {"jira:issue_updated": "jira.issue.updated",
                 "jira:issue_deleted": "jira.issue.deleted"}
+DELETED = "jira.issue.deleted"
 
 
 def issue_fields(event: JiraEvent, tickets: int, url: str | None) -> dict[str, Any]:
@@ -60,12 +66,22 @@ def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
                                  "yet")
     with processor.store.read() as conn:
         tickets = linked_tickets(conn, "jira", event.issue_key)
+        known = stored_issue(conn, event.issue_key)
     if not tickets:
         return processor._finish(item, "done", f"{what}: no ticket is linked to it; nothing "
                                  "to do")
+    state = event_state(event)
+    at = event.timestamp or item.received_at
+    if known is not None and (known.gone or (known.updated >= at and event_type != DELETED)):
+        # A webhook and the reconciliation poll may both report one change: once is enough.
+        return processor._finish(item, "done", f"{what}: no newer state than already "
+                                 "processed")
     if event_type == "jira.issue.updated" and not event.changes:
-        return processor._finish(item, "done", f"{what}: none of status, resolution, "
-                                 "priority, fix versions changed; no rule runs")
+        with processor.store.write() as conn:
+            put_issue(conn, event.issue_key, event.issue_id, state, at)
+            inbox_mod.release(conn, item.id, "done", f"{what}: none of status, resolution, "
+                              "priority, fix versions changed; no rule runs", owner=item.owner)
+        return f"{what}: none of status, resolution, priority, fix versions changed"
     url = f"{processor.jira_url.rstrip('/')}/browse/{event.issue_key}" \
         if processor.jira_url else None
     ctx = EvalContext(event_type, "jira", {}, {}, {"jira": (event.issue_key,)},
@@ -73,6 +89,8 @@ def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
     with processor.store.write() as conn:
         planned, matched = decide_in(conn, processor.rules, ctx, ctx.namespace(), item.id,
                                      item.change_key or f"inbox:{item.id}", None)
+        put_issue(conn, event.issue_key, event.issue_id, state, at,
+                  gone=event_type == DELETED)
         summary = (f"{event_type} {event.issue_key} ({len(tickets)} linked ticket(s)); "
                    f"{matched_summary(matched, planned)}")
         inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)

@@ -17,6 +17,9 @@ describe the schema at ``head``. Times are stored as timezone-aware UTC.
 - ``escalations`` / ``escalation_members``: one PagerDuty incident (dedup key) and one Slack
   thread (channel, ts) per escalation, optionally a Zendesk problem ticket, and the tickets that
   belong to it, with the problem ticket each is attached to (``sync.escalations``).
+- ``jira_issues``: the last state processed of each Jira issue tickets are linked to (status,
+  resolution, priority, fix versions, Jira's ``updated``), so that a webhook and the
+  reconciliation poll never report one change twice (``sync.jira_poller``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "escalation_members",
     "escalations",
     "inbox",
+    "jira_issues",
     "links",
     "metadata",
     "outbox",
@@ -258,4 +262,15 @@ escalation_members = sa.Table(
     sa.Column("organization_name", sa.String(255)),
     sa.Column("added_at", TS, nullable=False),
     sa.Column("problem_id", sa.BigInteger),
+)
+
+jira_issues = sa.Table(
+    "jira_issues",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("issue_id", sa.String(32), nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("updated", TS, nullable=False),
+    sa.Column("gone", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("saved_at", TS, nullable=False),
 )
