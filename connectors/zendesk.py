@@ -131,7 +131,7 @@ class ZendeskConnector:
         #: ``update_many``, job statuses and ``show_many`` (:mod:`connectors.zendesk_bulk`).
         self.bulk = BulkClient(session, self._vendor_origin,
                                (settings.http.connect_timeout, settings.http.read_timeout),
-                               self._field_ids, self._ticket_from_json)
+                               self._field_ids, self._ticket_from_json, self._user_keys)
         # disable_cache: zenpy keeps tickets in a 30 s TTL cache and answers ``tickets(id=...)``
         # from it, which would hand the safe-update logic a stale ``updated_at``.
         # timeout: zenpy replaces a missing timeout with its own 60 s and passes it on every call.

@@ -1,5 +1,5 @@
 """Zendesk's bulk calls: ``update_many`` (one job for up to 100 tickets), its job status, and
-``show_many`` (up to 100 tickets in one read).
+``show_many`` (up to 100 tickets, or users, in one read).
 
 A fan-out to many tickets costs ceil(N / 100) updates plus the polls of their jobs. The calls go
 through the connector's session (:func:`connectors.http.build_session`): rate-limited, logged,
@@ -18,8 +18,8 @@ import requests
 
 from connectors.errors import FatalError
 from connectors.http import translate_transport_errors
-from connectors.models import BulkUpdate, JobResult, JobStatus, Ticket
-from connectors.zendesk_records import positive_id
+from connectors.models import BulkUpdate, JobResult, JobStatus, Ticket, User
+from connectors.zendesk_records import positive_id, user_from_api
 
 VENDOR = "zendesk"
 #: Tickets per ``update_many`` / ``show_many`` call (Zendesk's limit).
@@ -59,8 +59,10 @@ class BulkClient:
 
     def __init__(self, session: requests.Session, origin: str, timeout: tuple[float, float],
                  field_ids: Mapping[str, int],
-                 parse_ticket: Callable[[object, str], Ticket]) -> None:
+                 parse_ticket: Callable[[object, str], Ticket],
+                 user_keys: Sequence[str] = ()) -> None:
         self._session = session
+        self._user_keys = tuple(user_keys)
         self._origin = origin
         self._timeout = timeout
         self._field_ids = dict(field_ids)
@@ -92,6 +94,24 @@ class BulkClient:
             raise ValueError(f"not a job id: {job_id!r}")
         what = f"job status {job_id}"
         return self._job(self._json("GET", f"/api/v2/job_statuses/{job_id}.json", what), what)
+
+    def users_show_many(self, user_ids: Sequence[int]) -> list[User]:
+        """Up to 100 users in one ``GET /api/v2/users/show_many.json?ids=``; deleted or unknown
+        ones are absent."""
+        if not 1 <= len(user_ids) <= MAX_BULK:
+            raise ValueError(f"users show_many takes 1 to {MAX_BULK} ids, got {len(user_ids)}")
+        ids = ",".join(str(positive_id(u, "user id")) for u in user_ids)
+        what = f"users show_many ({len(user_ids)} users)"
+        data = self._json("GET", "/api/v2/users/show_many.json", what, params={"ids": ids})
+        found = data.get("users")
+        if not isinstance(found, list):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail="no 'users' list")
+        try:
+            return [user_from_api(u, field_keys=self._user_keys) for u in found]
+        except (TypeError, ValueError) as exc:
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail=str(exc)) from exc
 
     def show_many(self, ticket_ids: Sequence[int]) -> list[Ticket]:
         """Up to 100 tickets in one ``GET /api/v2/tickets/show_many.json?ids=``; deleted or

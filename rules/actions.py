@@ -160,20 +160,29 @@ class SlackThreadParams(_Params):
 
 
 class ZendeskUpdateLinkedParams(_Params):
-    """One change to every ticket linked to a Jira issue, in bulk (``update_many``)."""
+    """One change to every ticket linked to a Jira issue, in bulk (``update_many``).
+
+    ``reply`` closes the loop with each customer: rendered per ticket (it may use ``ticket.*``
+    and ``requester.*``), as a draft for an agent to approve (an internal note proposing it) or
+    sent as a public comment (``reply_mode: send``). A ticket gets a ``note`` or a ``reply``.
+    """
 
     issue: NonEmpty = Field(description="the Jira issue key whose linked tickets are updated")
     note: NonEmpty | None = None
     public: bool = False
+    reply: NonEmpty | None = None
+    reply_mode: Literal["draft", "send"] = "draft"
     add_tags: list[NoSpaces] = Field(default_factory=list)
     remove_tags: list[NoSpaces] = Field(default_factory=list)
     status: ZendeskStatus | None = None
 
     @model_validator(mode="after")
     def _something_to_do(self) -> ZendeskUpdateLinkedParams:
-        _check_change({"note": self.note, "add_tags": self.add_tags,
+        _check_change({"note": self.note, "reply": self.reply, "add_tags": self.add_tags,
                        "remove_tags": self.remove_tags, "status": self.status},
                       self.public, self.add_tags, self.remove_tags)
+        if self.note and self.reply:
+            raise ValueError("a ticket gets a note or a reply, not both (one comment per update)")
         return self
 
 
@@ -209,6 +218,9 @@ class ActionSpec:
     result_fields: frozenset[str] = frozenset()
     #: True for an action that needs no single ticket (usable on ``jira.issue.*`` events).
     without_ticket: bool = False
+    #: Templates the action renders once per ticket it writes, with that ticket's ``ticket``
+    #: and ``requester`` (not rendered at dispatch).
+    per_ticket_params: frozenset[str] = frozenset()
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -277,6 +289,7 @@ ACTIONS: dict[str, ActionSpec] = {
             ),
             params=ZendeskUpdateLinkedParams,
             template_params=frozenset({"issue", "note"}),
+            per_ticket_params=frozenset({"reply"}),
             without_ticket=True,
         ),
         ActionSpec(

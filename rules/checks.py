@@ -279,6 +279,9 @@ class ActionChecker:
         uses: set[str] = set()
         for where, text in _template_strings(spec, dumped):
             uses |= self._template(text, (*path, *where))
+        for name in sorted(spec.per_ticket_params):
+            if isinstance(dumped.get(name), str):
+                self._per_ticket(dumped[name], (*path, name))
         if len(self.report.problems) == before:
             self.calls.append(ActionCall(spec.name, dumped, index, self.report.line(path),
                                          frozenset(uses)))
@@ -304,6 +307,18 @@ class ActionChecker:
                 if key not in self.registry.custom_fields:
                     message, hint = self.registry.unknown(f"ticket.fields.{key}")
                     self.report.add((*path, param, key), message, hint)
+
+    def _per_ticket(self, text: str, path: Path) -> None:
+        """A template rendered for each ticket the action writes: it may also name ``ticket``
+        and ``requester`` (of that ticket), which the event need not carry and which are not
+        read for the event itself."""
+        every = self.registry.template_schema(None)
+        saved = dict(self.schemas), set(self.fields_used)
+        self.schemas.update({r: every[r] for r in ("ticket", "requester") if r in every})
+        try:
+            self._template(text, path)
+        finally:
+            self.schemas, self.fields_used = saved
 
     def _template(self, text: str, path: Path) -> set[str]:
         try:

@@ -170,6 +170,16 @@ def _ids_param(request: Request) -> list[int]:
     return ids
 
 
+def _users_show_many(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
+    users = []
+    for user_id in _ids_param(request):
+        try:
+            users.append(state.user(user_id))
+        except ZendeskError:
+            continue
+    return _list_of(state, "users", users)
+
+
 def _show_many(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
     tickets = []
     for ticket_id in _ids_param(request):
@@ -280,6 +290,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/api/v2/tickets/(\d+)/audits(?:\.json)?$"), _audits),
     ("GET", re.compile(r"^/api/v2/job_statuses/([^/]+?)(?:\.json)?$"), _job_status),
     ("GET", re.compile(r"^/api/v2/users/me(?:\.json)?$"), _me),
+    ("GET", re.compile(r"^/api/v2/users/show_many(?:\.json)?$"), _users_show_many),
     ("GET", re.compile(r"^/api/v2/users/(\d+)(?:\.json)?$"), _user),
     ("GET", re.compile(r"^/api/v2/organizations/(\d+)(?:\.json)?$"), _organization),
     ("GET", re.compile(r"^/api/v2/incremental/tickets/cursor(?:\.json)?$"), _export),

@@ -16,6 +16,10 @@ writing any ticket twice:
 4. Per-ticket failures in a job's results (a closed ticket) are reported in the result, not
    retried: the others are done.
 
+A ``reply`` (closing the loop with each customer) is rendered per ticket just before its batch
+is sent, with that ticket and its requester (one ``show_many`` of the tickets and one of their
+requesters per batch): sent as a public comment, or proposed to an agent in an internal note.
+
 The marker tag also makes the change Switchboard's own when Zendesk's webhooks come back: the
 processor subtracts the delta (``sync.processor``), and a note by the API user is never a new
 comment, so no rule runs on the echo.
@@ -29,8 +33,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.errors import RetriableError
+from connectors.errors import FatalError, RetriableError
 from connectors.models import BulkUpdate, JobStatus
+from rules.context import REQUESTER_KEYS, blank_person
+from rules.templating import TemplateRenderError, render
 from sync.actions import ActionContext, ActionOutcome, marker_tag
 from sync.links import linked_tickets
 
@@ -38,6 +44,8 @@ FANOUT = "zendesk.update_linked"
 BATCH = 100
 #: Seconds between two polls of a job.
 POLL_INTERVAL = 1.0
+#: The internal note that proposes a reply for an agent to send (``reply_mode: draft``).
+DRAFT = "Proposed reply to the customer (review it, then send it as a public reply):\n\n{reply}"
 
 
 def _delta(params: Mapping[str, Any], marker: str) -> dict[str, Any]:
@@ -65,6 +73,28 @@ def _await(ctx: ActionContext, job_id: str) -> JobStatus:
             raise RetriableError(f"zendesk: update_many job {job_id} still {job.status}; "
                                  "a later attempt polls it again", vendor="zendesk")
         ctx.sleep(POLL_INTERVAL)
+
+
+def _replies(ctx: ActionContext, batch: list[int]) -> dict[int, tuple[str, bool]]:
+    """Each ticket's reply, rendered with its ``ticket`` and ``requester`` (two reads per
+    batch: the tickets, then their requesters), as (comment, public). A draft is an internal
+    note proposing the reply. A ticket that no longer exists is left out."""
+    tickets = ctx.zendesk.bulk.show_many(batch)
+    requester_ids = sorted({t.requester_id for t in tickets if t.requester_id})
+    people = {u.id: u.to_dict() for u in ctx.zendesk.bulk.users_show_many(requester_ids)} \
+        if requester_ids else {}
+    send = ctx.params.get("reply_mode") == "send"
+    out: dict[int, tuple[str, bool]] = {}
+    for ticket in tickets:
+        namespace = {**dict(ctx.item.context), "ticket": ticket.to_dict(),
+                     "requester": people.get(ticket.requester_id or -1)
+                     or blank_person(REQUESTER_KEYS)}
+        try:
+            text = render(str(ctx.params["reply"]), namespace)
+        except TemplateRenderError as exc:  # the template cannot render: never will
+            raise FatalError(f"zendesk.update_linked.reply: {exc}", vendor="switchboard") from exc
+        out[ticket.id] = (text, True) if send else (DRAFT.format(reply=text), False)
+    return out
 
 
 def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
@@ -99,10 +129,13 @@ def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
                 batches[str(index)] = {"done": True, "failed": {}}
                 ctx.save_progress(batches=batches)
                 continue
+            comments = _replies(ctx, todo) if params.get("reply") else {
+                t: (params.get("note") or None, bool(params.get("public"))) for t in todo}
+            todo = [t for t in todo if t in comments]
             batches[str(index)] = state = {"sent": True, "sent_at": time.time(), "count": len(todo)}
             ctx.save_progress(batches=batches)
             job = ctx.zendesk.bulk.update_many([BulkUpdate(
-                ticket_id, note=params.get("note") or None, public=bool(params.get("public")),
+                ticket_id, note=comments[ticket_id][0], public=comments[ticket_id][1],
                 add_tags=tuple(delta["add_tags"]), remove_tags=tuple(delta["remove_tags"]),
                 status=delta["status"]) for ticket_id in todo])
             state["job"] = job.id

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connectors.errors import RetriableError
+from connectors.errors import FatalError, RetriableError
 from connectors.zendesk import ZendeskConnector
 from rules.planner import idempotency_key
 from sandbox import Sandbox
@@ -194,3 +194,63 @@ def test_no_linked_ticket_is_done_without_a_call(sb, store):
     outcome = _attempt(store, _zendesk(sb))
     assert (outcome.result["tickets"], outcome.result["jobs"]) == (0, [])
     assert sb.requests.entries("zendesk") == []
+
+
+def _customers(sb: Sandbox, store: Store, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        user = sb.zendesk.create_user({"name": f"Customer {i}", "email": f"c{i}@example.com"})
+        ids.append(sb.zendesk.create_ticket({"subject": f"Export broken ({i})", "description": "d",
+                                             "requester_id": user["id"]})["id"])
+    with store.write() as conn:
+        for ticket_id in ids:
+            add_link(conn, ticket_id, "jira", ISSUE, None)
+    return ids
+
+
+REPLY = 'Hi {{ requester.name }}, the fix for "{{ ticket.subject }}" has shipped ({{ issue.key }}).'
+
+
+def _reply_intent(store: Store, mode: str) -> dict[str, Any]:
+    params = {"issue": ISSUE, "reply": REPLY, "reply_mode": mode,
+              "add_tags": ["fix_announced"], "status": "pending"}
+    key = idempotency_key("fix-shipped", 0, FANOUT, f"jira:SUP-77:{mode}")
+    with store.write() as conn:
+        outbox.add_intent(conn, idem_key=key, inbox_id=1, rule_id="fix-shipped", action=FANOUT,
+                          ticket_id=None, order_key=f"jira-linked:{ISSUE}", depends_on=None,
+                          params=params, context={"issue": {"key": ISSUE}})
+    return params
+
+
+def test_a_reply_is_sent_to_each_customer_by_name_in_bulk(sb, store):
+    tickets = _customers(sb, store, 120)
+    params = _reply_intent(store, "send")
+    _attempt(store, _zendesk(sb), params)
+    for n, ticket_id in enumerate(tickets):
+        [reply] = [c for c in sb.zendesk.comments(ticket_id) if c["public"] and "fix" in c["body"]]
+        assert reply["body"] == (f'Hi Customer {n}, the fix for "Export broken ({n})" has shipped '
+                                 "(SUP-77).")
+        assert sb.zendesk.ticket(ticket_id)["status"] == "pending"
+    # Per batch of 100: the tickets, their requesters, one update_many, one poll.
+    assert sb.requests.count("zendesk", method="GET", path_regex=r"tickets/show_many") == 2
+    assert sb.requests.count("zendesk", method="GET", path_regex=r"users/show_many") == 2
+    assert sb.requests.count("zendesk", method="PUT", path_regex=UPDATE_MANY) == 2
+
+
+def test_a_draft_reply_is_an_internal_note_for_an_agent_to_approve(sb, store):
+    [ticket_id] = _customers(sb, store, 1)
+    params = _reply_intent(store, "draft")
+    _attempt(store, _zendesk(sb), params)
+    [draft] = [c for c in sb.zendesk.comments(ticket_id) if "Proposed reply" in c["body"]]
+    assert draft["public"] is False
+    assert 'Hi Customer 0, the fix for "Export broken (0)" has shipped (SUP-77).' in draft["body"]
+    assert "fix_announced" in sb.zendesk.ticket(ticket_id)["tags"]
+    assert not [c for c in sb.zendesk.comments(ticket_id) if c["public"] and "fix" in c["body"]]
+
+
+def test_a_reply_that_cannot_render_is_fatal_before_any_write(sb, store):
+    _customers(sb, store, 2)
+    params = {**_reply_intent(store, "send"), "reply": "Hi {{ requester.nickname.first }}"}
+    with pytest.raises(FatalError, match="reply"):
+        _attempt(store, _zendesk(sb), params)
+    assert sb.requests.count("zendesk", method="PUT", path_regex=UPDATE_MANY) == 0

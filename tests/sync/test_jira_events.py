@@ -90,3 +90,29 @@ def test_a_rule_on_jira_issue_events_with_update_linked_loads() -> None:
                   note: "{{ issue.key }} is {{ issue.status }} (was {{ issue.previous_status }})"
         """)
     assert [r.id for r in rules] == ["bug-done"]  # type: ignore[attr-defined]
+
+
+def test_a_reply_names_each_tickets_requester_and_subject_and_nothing_else() -> None:
+    rules = _load("""\
+        rules:
+          - id: fix-shipped
+            on: [jira.issue.updated]
+            if: {field: issue.released, op: equals, value: true}
+            then:
+              - zendesk.update_linked:
+                  issue: "{{ issue.key }}"
+                  reply: "Hi {{ requester.name }}, '{{ ticket.subject }}' is fixed."
+                  reply_mode: send
+        """)
+    assert [r.id for r in rules] == ["fix-shipped"]  # type: ignore[attr-defined]
+    problems = []
+    for params in ('{issue: "{{ issue.key }}", note: "{{ ticket.subject }} is fixed"}',
+                   '{issue: "{{ issue.key }}", reply: "Hi {{ organization.name }}"}',
+                   '{issue: "{{ issue.key }}", note: fixed, reply: Hi}'):
+        with pytest.raises(ProblemsError) as info:
+            _load("rules:\n  - id: fix-shipped\n    on: [jira.issue.updated]\n"
+                  f"    then:\n      - zendesk.update_linked: {params}\n")
+        problems.append(str(info.value))
+    assert "'ticket.subject' is not carried by jira.issue.updated" in problems[0]
+    assert "'organization.name' is not carried by jira.issue.updated" in problems[1]
+    assert "a note or a reply, not both" in problems[2]
