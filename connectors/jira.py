@@ -169,6 +169,45 @@ class JiraConnector:
             # call, and add_simple_link cannot send a globalId, so it would not upsert.
             client._session.post(url, data=json.dumps(body))
 
+    def add_comment(self, issue_key: str, body: str) -> str:
+        """Add a comment (wiki markup): exactly one ``POST /rest/api/2/issue/{key}/comment``.
+        Returns its id. Not idempotent: callers that must not add two find it by its text
+        (:meth:`find_comment`) after an ambiguous failure."""
+        key = _issue_key(issue_key)
+        client = self._jira()
+        url = f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}/comment"
+        with translate_transport_errors(VENDOR, f"add comment on {key}"):
+            response = client._session.post(url, data=json.dumps({"body": body}))
+            data = response.json()
+        if not isinstance(data, dict) or not data.get("id"):
+            raise FatalError(f"{VENDOR}: add comment on {key}: no comment id in the answer",
+                             vendor=VENDOR)
+        return str(data["id"])
+
+    def edit_comment(self, issue_key: str, comment_id: str, body: str) -> None:
+        """Replace a comment's body: exactly one ``PUT .../comment/{id}`` (idempotent)."""
+        key = _issue_key(issue_key)
+        if not str(comment_id).isdigit():
+            raise ValueError(f"not a comment id: {comment_id!r}")
+        client = self._jira()
+        url = (f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}/comment/"
+               f"{comment_id}")
+        with translate_transport_errors(VENDOR, f"edit comment {comment_id} on {key}"):
+            client._session.put(url, data=json.dumps({"body": body}))
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        """The id of the first comment whose body contains ``marker``, or ``None`` (one
+        ``GET .../comment``, first page)."""
+        key = _issue_key(issue_key)
+        client = self._jira()
+        url = f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}/comment"
+        with translate_transport_errors(VENDOR, f"list comments of {key}"):
+            data = client._session.get(url, params={"maxResults": 100}).json()
+        for comment in (data.get("comments") or []) if isinstance(data, dict) else []:
+            if isinstance(comment, dict) and marker in str(comment.get("body") or ""):
+                return str(comment.get("id"))
+        return None
+
     def _jira(self) -> JIRA:
         """The client, created on first use; a failed creation is retried on the next call."""
         with self._lock:

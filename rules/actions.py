@@ -15,6 +15,7 @@ __all__ = [
     "ESCALATION_ACTIONS",
     "ActionSpec",
     "JiraCreateOrLinkBugParams",
+    "JiraImpactParams",
     "PagerDutyIncidentParams",
     "PagerDutyTriggerParams",
     "SlackThreadParams",
@@ -186,6 +187,14 @@ class ZendeskUpdateLinkedParams(_Params):
         return self
 
 
+class JiraImpactParams(_Params):
+    """The customer impact of a bug, on the bug: one comment, kept current in place."""
+
+    issue: NonEmpty = Field(description="the Jira issue key, e.g. {{ jira.key }}")
+    tier_field: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")] = Field(
+        "plan_tier", description="the organization field that holds the plan tier")
+
+
 ZendeskPriority = Literal["urgent", "high", "normal", "low"]
 
 
@@ -290,6 +299,17 @@ ACTIONS: dict[str, ActionSpec] = {
             params=ZendeskUpdateLinkedParams,
             template_params=frozenset({"issue", "note"}),
             per_ticket_params=frozenset({"reply"}),
+            without_ticket=True,
+        ),
+        ActionSpec(
+            name="jira.impact",
+            description=(
+                "Keep the customer impact of a bug current on the bug: one comment, edited in"
+                " place (tickets, priorities, organizations and tiers, oldest waiting, newest"
+                " report)."
+            ),
+            params=JiraImpactParams,
+            template_params=frozenset({"issue"}),
             without_ticket=True,
         ),
         ActionSpec(

@@ -184,6 +184,13 @@ def report(hub: Hub, sb: Sandbox, sample: dict[str, Any], played: dict[int, dict
         bugs.add_row(issue["key"], escape(issue["fields"]["summary"]),
                      ", ".join(issue["fields"].get("labels") or []), str(len(remote)))
     console.print(bugs)
+    busiest = max(issues, key=lambda i: len(sb.jira.remote_links(i["key"])), default=None)
+    impact = [c["body"] for c in sb.jira.comments(busiest["key"])
+              if "switchboard-impact" in c["body"]] if busiest else []
+    if impact:
+        console.print(f"[bold]The impact comment on {busiest['key']}[/] (one per bug, edited in "
+                      "place as tickets joined):")
+        console.print(escape(impact[0]))
 
     linked = Table(title="Tickets linked to bugs, and what was written back to them")
     for col in ("ticket", "heard via", "subject", "bug", "jira_key field", "tags added",

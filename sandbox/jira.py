@@ -242,6 +242,27 @@ class JiraState:
             self._comments.setdefault(record["id"], []).append(comment)
             return copy.deepcopy(comment)
 
+    def edit_comment(self, id_or_key: str, comment_id: str, body: str) -> dict[str, Any]:
+        """Replace a comment's body (``PUT /issue/{key}/comment/{id}``). Raises JiraError(404)
+        for an unknown issue or comment."""
+        with self.lock:
+            record = self._find(id_or_key)
+            for comment in self._comments.get(record["id"], []):
+                if comment["id"] == str(comment_id):
+                    self._touch(record)
+                    comment["body"] = body
+                    comment["updated"] = jira_timestamp(record["updated"])
+                    return copy.deepcopy(comment)
+            raise JiraError(404, errors("Can not find a comment for the id: "
+                                        f"{comment_id}."))
+
+    def delete_comment(self, id_or_key: str, comment_id: str) -> None:
+        """Simulate someone deleting a comment in Jira."""
+        with self.lock:
+            record = self._find(id_or_key)
+            self._comments[record["id"]] = [c for c in self._comments.get(record["id"], [])
+                                            if c["id"] != str(comment_id)]
+
     def upsert_remote_link(
         self, id_or_key: str, body: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:

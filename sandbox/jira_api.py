@@ -167,6 +167,14 @@ def _comments(state: JiraState, request: Request, match: re.Match[str]) -> Respo
     return Response(201, comment)
 
 
+def _edit_comment(state: JiraState, request: Request, match: re.Match[str]) -> Response:
+    body = _body(request).get("body")
+    if not isinstance(body, str) or not body.strip():
+        problem = {"comment": "Comment body can not be empty!"}
+        raise JiraError(400, {"errorMessages": [], "errors": problem})
+    return Response(200, state.edit_comment(match.group(1), match.group(2), body))
+
+
 def _applinks(state: JiraState, request: Request, match: re.Match[str]) -> Response:
     return Response(200, {"list": []})
 
@@ -240,6 +248,7 @@ ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], Handler]] = [
     (("PUT",), re.compile(_ISSUE + r"$"), _edit_issue),
     (("GET", "POST"), re.compile(_ISSUE + r"/remotelink$"), _remote_links),
     (("GET", "POST"), re.compile(_ISSUE + r"/comment$"), _comments),
+    (("PUT",), re.compile(_ISSUE + r"/comment/(\d+)$"), _edit_comment),
     (("GET",), re.compile(r"^/rest/applinks/latest/listApplicationlinks$"), _applinks),
     (("GET", "POST"), re.compile(r"^/rest/api/(?:2|3|latest)/search/jql$"), _search),
     (("GET", "POST"), re.compile(r"^/rest/api/(?:2|3|latest)/search/?$"), _removed),

@@ -36,6 +36,7 @@ log = logging.getLogger("switchboard.processor")
 
 CREATE_BUG = "jira.create_or_link_bug"
 UPDATE_LINKED = "zendesk.update_linked"
+IMPACT = "jira.impact"
 _DECISION = sa.insert(decisions)
 
 
@@ -51,17 +52,21 @@ def _escalation_key(rule_id: str, action: str, params: Mapping[str, Any],
 
 
 def order_key(rule_id: str, action: str, params: Mapping[str, Any],
-              namespace: Mapping[str, Any], ticket_id: int | None) -> str:
-    """What the intent runs in order with (see the module docstring)."""
+              namespace: Mapping[str, Any], ticket_id: int | None) -> str | None:
+    """What the intent runs in order with (see the module docstring); ``None`` when that
+    depends on an earlier action's result, known only at dispatch."""
     if action == CREATE_BUG and params.get("dedupe_by"):
         dedupe = render_params(action, {"dedupe_by": params["dedupe_by"]},
                                namespace).get("dedupe_by", "")
         if str(dedupe).strip():
             return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
-    if action == UPDATE_LINKED:
-        issue = str(render_params(action, {"issue": params.get("issue", "")},
-                                  namespace).get("issue", "")).strip()
-        if issue:  # fan-outs to one issue's tickets run one at a time, in order
+    if action in (UPDATE_LINKED, IMPACT):
+        try:
+            issue = str(render_params(action, {"issue": params.get("issue", "")},
+                                      namespace).get("issue", "")).strip()
+        except Exception:  # it uses an earlier action's result (jira.key): see intent_rows
+            return None
+        if issue:  # fan-outs to an issue's tickets, and its roll-up, run one at a time
             return f"jira-linked:{issue}"
     if action in ESCALATION_ACTIONS:
         key = _escalation_key(rule_id, action, params, namespace)
@@ -74,13 +79,21 @@ def intent_rows(inbox_id: int, rule: Rule, intents: tuple[ActionIntent, ...],
                 namespace: Mapping[str, Any], ticket_id: int | None) -> list[dict[str, Any]]:
     """Outbox rows for one rule's intents (``shadow`` rows for a shadow rule: never run)."""
     context = thaw(namespace)
-    return [dict(
-        idem_key=intent.idempotency_key, inbox_id=inbox_id, rule_id=rule.id,
-        action=intent.action, ticket_id=ticket_id,
-        order_key=order_key(rule.id, intent.action, intent.params, namespace, ticket_id),
-        depends_on=intent.depends_on, params=thaw(intent.params), context=context,
-        status="pending" if rule.mode is Mode.LIVE else "shadow")
-        for intent in intents]
+    rows: list[dict[str, Any]] = []
+    keys: dict[str, str] = {}
+    for intent in intents:
+        key = order_key(rule.id, intent.action, intent.params, namespace, ticket_id)
+        if key is None:
+            # Named by the result of the intent it depends on (``{{ jira.key }}``): it runs in
+            # that intent's order (the bug's dedupe key), after it.
+            key = keys.get(intent.depends_on or "") or f"zendesk:ticket:{ticket_id}"
+        keys[intent.idempotency_key] = key
+        rows.append(dict(
+            idem_key=intent.idempotency_key, inbox_id=inbox_id, rule_id=rule.id,
+            action=intent.action, ticket_id=ticket_id, order_key=key,
+            depends_on=intent.depends_on, params=thaw(intent.params), context=context,
+            status="pending" if rule.mode is Mode.LIVE else "shadow"))
+    return rows
 
 
 def _member(conn: sa.Connection, ticket_id: int,

@@ -27,7 +27,12 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "-> 5 Jira bugs, 9 tickets linked, 15 internal notes written back" in readme
     # Nothing dead-lettered, nothing pending; the shadow rule's intents recorded, never run.
-    assert "Intents: {'done': 24, 'shadow': 9}" in out
+    assert "Intents: {'done': 33, 'shadow': 9}" in out
+    # Each bug's impact: one comment, edited in place as tickets joined (SUP-1 has three).
+    assert "The impact comment on SUP-1" in out
+    assert "*Linked tickets:* 3 — 3 open, 0 solved" in out
+    assert re.search(r"jira POST /rest/api/2/issue/\{key\}/comment +│ +5 │", out), out[-4000:]
+    assert re.search(r"jira PUT /rest/api/2/issue/\{key\}/comment/\{id\} +│ +4 │", out)
     # The cookbook's rules in the shipped config, each as the README tells it.
     for rule, decided in (("confirmed-bug-to-jira", "live 42 9 9 0"),
                           ("login-outage", "live 40 4 1 3"),

@@ -5,7 +5,6 @@ twice. The real Zendesk connector over HTTP against the sandbox's stand-in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +30,6 @@ PARAMS = {"issue": ISSUE, "note": "Engineering fixed SUP-77; the fix ships in 2.
 def sb() -> Iterator[Sandbox]:
     with Sandbox() as sandbox:
         yield sandbox
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
-    yield s
-    s.close()
 
 
 def _zendesk(sb: Sandbox, **settings: Any) -> ZendeskConnector:

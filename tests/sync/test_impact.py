@@ -1,0 +1,154 @@
+"""``jira.impact``: the customer impact of a bug, on the bug, as ONE comment kept current in
+place. The real Zendesk and Jira connectors over HTTP against the sandbox's stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from connectors.jira import JiraConnector
+from connectors.settings import JiraSettings
+from connectors.zendesk import ZendeskConnector
+from rules.planner import idempotency_key
+from sandbox import Sandbox
+from sync import outbox
+from sync.actions import ActionContext
+from sync.impact import IMPACT, MARKER, jira_impact
+from sync.links import add_link
+from sync.state import put_snapshot
+from sync.store import Store
+from tests.connectors.support import zendesk_settings
+
+COMMENTS = r"^/rest/api/2/issue/[^/]+/comment"
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        sandbox.zendesk.create_organization({"id": 501, "name": "Acme Logistics",
+                                             "organization_fields": {"plan_tier": "enterprise"}})
+        sandbox.zendesk.create_organization({"id": 502, "name": "Brightside Dental",
+                                             "organization_fields": {"plan_tier": "growth"}})
+        yield sandbox
+
+
+class Rig:
+    def __init__(self, sb: Sandbox, store: Store) -> None:
+        self.sb, self.store = sb, store
+        self.zendesk = ZendeskConnector(zendesk_settings(base_url=sb.zendesk_url,
+                                                         organization_fields=("plan_tier",)))
+        self.jira = JiraConnector(JiraSettings(url=sb.jira_url, email="hub@example.com",
+                                               api_token="sandbox-token"))
+        self.key = str(sb.jira.create_issue({"project": {"key": "SUP"},
+                                             "issuetype": {"name": "Bug"},
+                                             "summary": "Import fails"})["key"])
+        self.runs = 0
+
+    def ticket(self, *, priority: str, org: int, description: str = "It fails") -> int:
+        ticket_id = int(self.sb.zendesk.create_ticket(
+            {"subject": "Import fails", "description": description, "priority": priority,
+             "organization_id": org})["id"])
+        self.seen(ticket_id)
+        with self.store.write() as conn:
+            add_link(conn, ticket_id, "jira", self.key, None)
+        return ticket_id
+
+    def seen(self, ticket_id: int) -> None:
+        """Switchboard has processed the ticket's current state."""
+        with self.store.write() as conn:
+            put_snapshot(conn, self.zendesk.get_ticket(ticket_id))
+
+    def run(self) -> dict[str, Any]:
+        self.runs += 1
+        key = idempotency_key("impact", 0, IMPACT, f"run-{self.runs}")
+        with self.store.write() as conn:
+            outbox.add_intent(conn, idem_key=key, inbox_id=1, rule_id="impact", action=IMPACT,
+                              ticket_id=None, order_key=f"jira-linked:{self.key}",
+                              depends_on=None, params={"issue": self.key}, context={})
+        (item,) = outbox.acquire(self.store, "w", 1, 60)
+        ctx = ActionContext(store=self.store, item=item, params={"issue": self.key},
+                            zendesk=self.zendesk, jira=self.jira, progress=dict(item.progress))
+        try:
+            outcome = jira_impact(ctx)
+        except Exception:
+            with self.store.write() as conn:
+                outbox.finish(conn, item.id, "pending", error="x", retry_in=0, owner=item.owner)
+            raise
+        with self.store.write() as conn:
+            outbox.finish(conn, item.id, "done", result=outcome.result, owner=item.owner)
+            if outcome.on_commit is not None:
+                outcome.on_commit(conn)
+        return dict(outcome.result)
+
+    def comments(self) -> list[dict[str, Any]]:
+        return self.sb.jira.comments(self.key)
+
+
+def test_the_roll_up_is_one_comment_edited_in_place_only_when_it_changes(sb, store):
+    rig = Rig(sb, store)
+    first = rig.ticket(priority="urgent", org=501, description="Depots upload fails with E1042")
+    result = rig.run()
+    assert result["created"] is True
+    [comment] = rig.comments()
+    body = comment["body"]
+    assert MARKER in body and "*Linked tickets:* 1 — 1 open, 0 solved" in body
+    assert "Acme Logistics (enterprise)" in body and "urgent 1" in body
+    assert f"*Oldest waiting:* [#{first}|" in body and "Depots upload fails with E1042" in body
+
+    rig.ticket(priority="high", org=502, description="Same here since this morning")
+    rig.ticket(priority="high", org=501)
+    sb.requests.clear()
+    result = rig.run()
+    assert (result["changed"], result["created"]) == (True, False)
+    [comment] = rig.comments()  # still one comment, edited
+    assert "*Linked tickets:* 3 — 3 open, 0 solved" in comment["body"]
+    assert "urgent 1, high 2" in comment["body"]
+    assert "Acme Logistics (enterprise) ×2, Brightside Dental (growth)" in comment["body"]
+    assert sb.requests.count("jira", method="PUT", path_regex=COMMENTS) == 1
+    assert sb.requests.count("jira", method="POST", path_regex=COMMENTS) == 0
+
+    sb.requests.clear()
+    assert rig.run()["changed"] is False  # nothing new: no call to Jira at all
+    assert sb.requests.entries("jira") == []
+
+    sb.zendesk.update_ticket(first, {"status": "solved"})
+    rig.seen(first)
+    rig.run()
+    [comment] = rig.comments()
+    assert "*Linked tickets:* 3 — 2 open, 1 solved" in comment["body"]
+
+
+def test_a_lost_answer_to_the_create_is_found_by_the_marker_not_repeated(sb, store):
+    rig = Rig(sb, store)
+    rig.ticket(priority="normal", org=501)
+    # The comment lands but its answer is lost: the retry finds it instead of adding another.
+    sb.faults.add("jira", "POST", COMMENTS, kind="reset_after_commit")
+    with pytest.raises(Exception):  # noqa: B017 - the ambiguous failure, whatever its class
+        rig.run()
+    rig.ticket(priority="urgent", org=502)
+    result = rig.run()
+    assert len(rig.comments()) == 1
+    assert "*Linked tickets:* 2" in rig.comments()[0]["body"]
+    assert result["comment"] == rig.comments()[0]["id"]
+
+
+def test_a_roll_up_deleted_in_jira_starts_again(sb, store):
+    rig = Rig(sb, store)
+    rig.ticket(priority="normal", org=501)
+    first = rig.run()
+    sb.jira.delete_comment(rig.key, first["comment"])  # someone deletes it in Jira
+    rig.ticket(priority="high", org=501)
+    assert rig.run()["created"] is True
+    [comment] = rig.comments()
+    assert "*Linked tickets:* 2" in comment["body"]
+
+
+def test_customer_text_cannot_turn_into_jira_markup(sb, store):
+    rig = Rig(sb, store)
+    rig.ticket(priority="low", org=501, description="{noformat}[click|http://evil] h1. boom")
+    rig.run()
+    body = rig.comments()[0]["body"]
+    assert body.count("{noformat}") == 2  # only Switchboard's own pair
+    assert "[click|http://evil]" in body.split("{noformat}")[1]
