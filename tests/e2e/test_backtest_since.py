@@ -44,7 +44,7 @@ def test_backtest_since_reads_the_export_and_only_ever_gets(sb, tmp_path, capsys
     assert "3 record(s) read -> 3 event(s) (3 ticket.created)" in out
     markdown = report.read_text(encoding="utf-8")
     assert "| confirmed-bug-to-jira | live | 3 | 1 | 1 |" in markdown
-    assert "jira.create_or_link_bug × 1, zendesk.update × 1" in markdown
+    assert "jira.create_or_link_bug × 1, jira.impact × 1, zendesk.update × 1" in markdown
     # The committed config's rules against this one's: the same rules, so nothing changes.
     assert run("diff", f"git:HEAD:{ROOT / 'config.yaml'}", str(config), "--since",
                "2020-01-01", "--config", str(config), "--exit-code") == 0

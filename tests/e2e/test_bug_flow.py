@@ -130,7 +130,7 @@ def test_switchboards_own_write_comes_back_as_a_no_op(sb, make_hub):
     echoes = [r for r in rows(hub, inbox) if r.outcome == "echo of Switchboard's own write"]
     assert len(echoes) == 1
     assert len(rows(hub, decisions)) == decisions_before
-    assert len(rows(hub, outbox)) == 2
+    assert len(rows(hub, outbox)) == 3  # the bug, the note, the bug's impact roll-up
 
 
 def test_event_subscription_reads_the_ticket_only_when_a_matching_rule_needs_a_field(sb, make_hub):
@@ -216,9 +216,10 @@ def test_a_fatal_jira_error_dead_letters_the_intent_and_its_dependant(sb, make_h
     ticket_id = bug_ticket(sb)
     sb.zendesk.deliver(ticket_id, style="trigger", event_type="ticket.created")
     assert hub.wait_idle(15)
-    create, update = rows(hub, outbox)
+    create, update, impact = rows(hub, outbox)
     assert create.status == "dead" and "valid project is required" in create.last_error
     assert update.status == "dead" and "depends on" in update.last_error
+    assert impact.status == "dead" and "depends on" in impact.last_error
     assert calls(sb, "jira", "POST", CREATE) == 1  # a 4xx is not retried
     assert internal_notes(sb, ticket_id) == []
 

@@ -78,7 +78,11 @@ def logged(tmp_path: Path) -> tuple[Path, str]:
         intents = outbox.acquire(store, "test/d", 10, 60)
         with store.write() as conn:
             for item in intents:
-                outbox.finish(conn, item.id, "dead", error="zendesk 422: field is read-only")
+                if item.action == "zendesk.update":
+                    outbox.finish(conn, item.id, "dead", error="zendesk 422: field is read-only")
+                else:  # the bug's impact roll-up
+                    outbox.finish(conn, item.id, "done", result={"issue": "SUP-7",
+                                                                 "comment": "10100"})
         # The same state again: a redelivery, dropped before any rule runs.
         inbox.accept(store, source="zendesk", kind="trigger:ticket.updated",
                      entity_key=f"zendesk:ticket:{TICKET}", delivery_id="again",
@@ -107,7 +111,8 @@ def test_history_lists_every_event_with_decisions_and_intents(logged):
 
     [decision] = updated.decisions
     assert decision.matched and decision.first_failure is None
-    bug, note = updated.intents
+    bug, note, impact = updated.intents
+    assert (impact.action, impact.status) == ("jira.impact", "done")
     assert (bug.action, bug.status, bug.result["key"]) == ("jira.create_or_link_bug", "done",
                                                            "SUP-7")
     assert (note.action, note.status) == ("zendesk.update", "dead")
