@@ -64,6 +64,7 @@ class JiraConnector:
         self.settings = settings
         self.limiter = limiter if limiter is not None else RateLimiter(settings.requests_per_minute)
         self._client: JIRA | None = None
+        self._account_id: str | None = None
         self._lock = threading.Lock()
 
     def browse_url(self, key: str) -> str:
@@ -168,6 +169,23 @@ class JiraConnector:
             # add_remote_link first GETs /rest/applinks/latest/listApplicationlinks on every
             # call, and add_simple_link cannot send a globalId, so it would not upsert.
             client._session.post(url, data=json.dumps(body))
+
+    def own_account_id(self) -> str:
+        """The account Switchboard acts as (``GET /rest/api/2/myself``, once per process): the
+        author of the comments it writes, so that their webhooks are recognised."""
+        with self._lock:
+            cached = self._account_id
+        if cached is not None:
+            return cached
+        client = self._jira()
+        with translate_transport_errors(VENDOR, "who am I"):
+            data = client._session.get(f"{self.settings.url}/rest/api/2/myself").json()
+        account = data.get("accountId") or data.get("name") if isinstance(data, dict) else None
+        if not account:
+            raise FatalError(f"{VENDOR}: /myself names no account", vendor=VENDOR)
+        with self._lock:
+            self._account_id = str(account)
+        return str(account)
 
     def add_comment(self, issue_key: str, body: str) -> str:
         """Add a comment (wiki markup): exactly one ``POST /rest/api/2/issue/{key}/comment``.

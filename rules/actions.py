@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_BUG_DESCRIPTION",
     "ESCALATION_ACTIONS",
     "ActionSpec",
+    "JiraCommentParams",
     "JiraCreateOrLinkBugParams",
     "JiraImpactParams",
     "PagerDutyIncidentParams",
@@ -195,6 +196,13 @@ class JiraImpactParams(_Params):
         "plan_tier", description="the organization field that holds the plan tier")
 
 
+class JiraCommentParams(_Params):
+    """A comment on a Jira issue (support -> engineering), written once."""
+
+    issue: NonEmpty = Field(description="the Jira issue key, e.g. {{ links.jira[0] }}")
+    body: NonEmpty
+
+
 ZendeskPriority = Literal["urgent", "high", "normal", "low"]
 
 
@@ -299,6 +307,16 @@ ACTIONS: dict[str, ActionSpec] = {
             params=ZendeskUpdateLinkedParams,
             template_params=frozenset({"issue", "note"}),
             per_ticket_params=frozenset({"reply"}),
+            without_ticket=True,
+        ),
+        ActionSpec(
+            name="jira.comment",
+            description=(
+                "Comment on a Jira issue (an agent's note for engineering): once, even after"
+                " an ambiguous failure; its webhook does not come back as an event."
+            ),
+            params=JiraCommentParams,
+            template_params=frozenset({"issue", "body"}),
             without_ticket=True,
         ),
         ActionSpec(

@@ -219,7 +219,7 @@ class ConditionChecker:
 
 
 #: Event types about a Jira issue, not one ticket: only ``without_ticket`` actions apply.
-TICKETLESS_PREFIX = "jira.issue."
+TICKETLESS_PREFIX = "jira."
 
 
 class ActionChecker:

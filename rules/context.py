@@ -117,8 +117,8 @@ class EvalContext:
     as ``None``. ``comment`` (``Comment.to_dict()``) is set for ``ticket.comment_added`` only;
     ``incident`` (:data:`INCIDENT_KEYS`) for the ``pagerduty.incident.*`` events only, whose
     ``ticket`` is the one the escalation was opened for; ``issue`` (:data:`ISSUE_KEYS`) for the
-    ``jira.issue.*`` events only, which are about an issue, not one ticket (``ticket`` is empty;
-    ``links.jira`` names the issue).
+    ``jira.*`` events only, which are about an issue, not one ticket (``ticket`` is empty;
+    ``links.jira`` names the issue); ``jira_comment`` for ``jira.comment.added`` only.
     """
 
     event_type: str
@@ -132,6 +132,7 @@ class EvalContext:
     comment: Mapping[str, Any] | None = None
     incident: Mapping[str, Any] | None = None
     issue: Mapping[str, Any] | None = None
+    jira_comment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -139,7 +140,8 @@ class EvalContext:
         object.__setattr__(
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
-        for name in ("requester", "organization", "comment", "incident", "issue"):
+        for name in ("requester", "organization", "comment", "incident", "issue",
+                     "jira_comment"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(value))
@@ -199,4 +201,6 @@ class EvalContext:
             out["incident"] = _plain(self.incident)
         if self.issue is not None:
             out["issue"] = _plain(self.issue)
+        if self.jira_comment is not None:
+            out["jira_comment"] = _plain(self.jira_comment)
         return out

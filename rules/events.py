@@ -130,6 +130,15 @@ EVENT_TYPES["jira.issue.deleted"] = EventType(
 )
 
 
+EVENT_TYPES["jira.comment.added"] = EventType(
+    "jira.comment.added",
+    "Someone other than Switchboard commented on an issue tickets are linked to. "
+    "`jira_comment` holds the comment, `issue` the issue (as the webhook carries it: key, "
+    "status, priority). Comments Switchboard wrote itself do not come back as events.",
+    (*ISSUE_EVENT_FIELDS, "jira_comment.*"),
+)
+
+
 def carried_by(path: str) -> list[str]:
     """Names of the event types that carry field ``path``, in registry order."""
     return [event.name for event in EVENT_TYPES.values() if event.carries(path)]

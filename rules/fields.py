@@ -169,6 +169,17 @@ ISSUE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("issue.tickets", FieldKind.ID, "How many tickets are linked to the issue."),
 )
 
+JIRA_COMMENT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("jira_comment.id", FieldKind.TEXT, "The Jira comment's id."),
+    FieldSpec("jira_comment.body", FieldKind.TEXT, "The comment's text (rich text flattened)."),
+    FieldSpec("jira_comment.author", FieldKind.TEXT, "Who wrote it (display name)."),
+    FieldSpec("jira_comment.visibility", FieldKind.TEXT,
+              "The role or group it is restricted to (null: visible to all)."),
+    FieldSpec("jira_comment.public", FieldKind.ENUM,
+              "Jira Service Management: true when customers see it (null: Jira did not say).",
+              ("true", "false")),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
 CHANGES_PREFIX = "changes."
 #: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
@@ -181,7 +192,7 @@ CONFIGURED: dict[str, tuple[str, str]] = {
 _NO_CHANGES = frozenset({"id", "updated_at", "url"})
 #: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
 EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident",
-                            "issue"})
+                            "issue", "jira_comment"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -240,6 +251,7 @@ class FieldRegistry:
         specs += COMMENT_FIELDS
         specs += INCIDENT_FIELDS
         specs += ISSUE_FIELDS
+        specs += JIRA_COMMENT_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -377,6 +389,7 @@ _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "comment": lambda ctx: ctx.comment,
     "incident": lambda ctx: ctx.incident,
     "issue": lambda ctx: ctx.issue,
+    "jira_comment": lambda ctx: ctx.jira_comment,
 }
 
 

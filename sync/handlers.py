@@ -13,11 +13,11 @@ from sync.actions import VENDOR_OF as TICKET_VENDORS
 from sync.actions import ActionContext, ActionOutcome
 from sync.escalation_actions import ESCALATION_HANDLERS, ESCALATION_VENDORS
 from sync.fanout import FANOUT, zendesk_update_linked
-from sync.impact import IMPACT, jira_impact
+from sync.impact import COMMENT, IMPACT, jira_comment, jira_impact
 
 HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
     **TICKET_HANDLERS, **ESCALATION_HANDLERS, FANOUT: zendesk_update_linked,
-    IMPACT: jira_impact}
+    IMPACT: jira_impact, COMMENT: jira_comment}
 
 VENDOR_OF: dict[str, str] = {**TICKET_VENDORS, **ESCALATION_VENDORS, FANOUT: "zendesk",
-                             IMPACT: "jira"}
+                             IMPACT: "jira", COMMENT: "jira"}

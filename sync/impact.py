@@ -13,7 +13,7 @@ are kept in the store (``cursors``, ``impact:<key>``).
 
 from __future__ import annotations
 
-__all__ = ["IMPACT", "MARKER", "impact_text", "jira_impact"]
+__all__ = ["COMMENT", "IMPACT", "MARKER", "impact_text", "jira_comment", "jira_impact"]
 
 import hashlib
 import logging
@@ -156,3 +156,19 @@ def jira_impact(ctx: ActionContext) -> ActionOutcome:
 
     return ActionOutcome({**result, "comment": comment_id, "changed": True, "created": created},
                          commit)
+
+
+COMMENT = "jira.comment"
+
+
+def jira_comment(ctx: ActionContext) -> ActionOutcome:
+    """One comment on the issue, whatever happens: it carries the intent's marker, looked for
+    before writing again after an ambiguous failure."""
+    issue = str(ctx.params["issue"]).strip()
+    marker = f"switchboard:{ctx.item.idem_key[:12]}"
+    body = f"{str(ctx.params['body']).rstrip()}\n\n_— via Switchboard ({marker})_"
+    comment_id = ctx.jira.find_comment(issue, marker) if ctx.progress.get("sent") else None
+    if comment_id is None:
+        ctx.save_progress(sent=True)
+        comment_id = ctx.jira.add_comment(issue, body)
+    return ActionOutcome({"issue": issue, "comment": comment_id, "marker": marker})

@@ -7,10 +7,12 @@ A stored Jira event (``payload.style == "jira"``, written by ``POST /webhooks/ji
   ``issue.*`` (and ``links.jira`` naming the issue) but no single ticket: their actions reach the
   linked tickets in bulk (``zendesk.update_linked``). Decisions, intents and the inbox outcome
   are committed in ONE transaction, as for ticket events;
+- ``jira.comment.added`` for a new comment on such an issue, unless Switchboard wrote it (its
+  author is the account Switchboard acts as: no ping-pong);
 - nothing, with the reason as the outcome, for an issue no ticket is linked to, an update that
   changed none of those fields, an event not newer than the state already processed (a webhook
-  and the reconciliation poll, ``sync.jira_poller``, may report the same change), and comment
-  events (comment sync is not built yet).
+  and the reconciliation poll, ``sync.jira_poller``, may report the same change), and an edited
+  comment.
 
 The state processed is recorded with the decision, in the same transaction.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 __all__ = ["ISSUE_EVENTS", "process_jira"]
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connectors.jira_webhooks import JiraEvent
@@ -40,6 +43,8 @@ log = logging.getLogger("switchboard.processor")
 ISSUE_EVENTS = {"jira:issue_updated": "jira.issue.updated",
                 "jira:issue_deleted": "jira.issue.deleted"}
 DELETED = "jira.issue.deleted"
+COMMENT_CREATED = "comment_created"
+COMMENT_ADDED = "jira.comment.added"
 
 
 def issue_fields(event: JiraEvent, tickets: int, url: str | None) -> dict[str, Any]:
@@ -56,20 +61,62 @@ def issue_fields(event: JiraEvent, tickets: int, url: str | None) -> dict[str, A
             "agent": event.user_name, "tickets": tickets}
 
 
+def _url(processor: EventProcessor, key: str) -> str | None:
+    return f"{processor.jira_url.rstrip('/')}/browse/{key}" if processor.jira_url else None
+
+
+def _decide(processor: EventProcessor, item: inbox_mod.InboxItem, ctx: EvalContext,
+            event: JiraEvent, tickets: int, state: dict[str, Any] | None,
+            at: datetime | None) -> str:
+    """Decide and plan in one transaction (recording the issue's state, when the event says
+    it), and release the event with its summary."""
+    with processor.store.write() as conn:
+        planned, matched = decide_in(conn, processor.rules, ctx, ctx.namespace(), item.id,
+                                     item.change_key or f"inbox:{item.id}", None)
+        if state is not None and at is not None:
+            put_issue(conn, event.issue_key, event.issue_id, state, at,
+                      gone=ctx.event_type == DELETED)
+        summary = (f"{ctx.event_type} {event.issue_key} ({tickets} linked ticket(s)); "
+                   f"{matched_summary(matched, planned)}")
+        inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)
+    log.info("event %s: %s", item.id, summary)
+    return summary
+
+
+def _comment(processor: EventProcessor, item: inbox_mod.InboxItem, event: JiraEvent,
+             what: str, tickets: int) -> str:
+    """``jira.comment.added``, unless Switchboard wrote the comment itself (no ping-pong)."""
+    comment = event.comment
+    assert comment is not None
+    own = processor.jira.own_account_id() if processor.jira is not None else None
+    if own is not None and comment.author_account_id == own:
+        return processor._finish(item, "done", f"{what}: Switchboard's own comment; no rule "
+                                 "runs")
+    visibility = comment.visibility_value if comment.visibility_type else None
+    ctx = EvalContext(COMMENT_ADDED, "jira", {}, {}, {"jira": (event.issue_key,)},
+                      now=item.received_at,
+                      issue=issue_fields(event, tickets, _url(processor, event.issue_key)),
+                      jira_comment={"id": comment.id, "body": comment.body,
+                                    "author": comment.author_name, "visibility": visibility,
+                                    "public": comment.jsd_public})
+    return _decide(processor, item, ctx, event, tickets, None, None)
+
+
 def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
     """Handle one stored Jira event end to end; returns its outcome."""
     event = JiraEvent.from_payload(item.payload["event"])
     what = f"jira {event.event_type} {event.issue_key}"
     event_type = ISSUE_EVENTS.get(event.event_type)
-    if event_type is None:
-        return processor._finish(item, "done", f"{what}: recorded; comment sync is not built "
-                                 "yet")
+    if event_type is None and event.event_type != COMMENT_CREATED:
+        return processor._finish(item, "done", f"{what}: an edited comment is not synced again")
     with processor.store.read() as conn:
         tickets = linked_tickets(conn, "jira", event.issue_key)
         known = stored_issue(conn, event.issue_key)
     if not tickets:
         return processor._finish(item, "done", f"{what}: no ticket is linked to it; nothing "
                                  "to do")
+    if event_type is None:
+        return _comment(processor, item, event, what, len(tickets))
     state = event_state(event)
     at = event.timestamp or item.received_at
     if known is not None and (known.gone or (known.updated >= at and event_type != DELETED)):
@@ -82,17 +129,7 @@ def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
             inbox_mod.release(conn, item.id, "done", f"{what}: none of status, resolution, "
                               "priority, fix versions changed; no rule runs", owner=item.owner)
         return f"{what}: none of status, resolution, priority, fix versions changed"
-    url = f"{processor.jira_url.rstrip('/')}/browse/{event.issue_key}" \
-        if processor.jira_url else None
     ctx = EvalContext(event_type, "jira", {}, {}, {"jira": (event.issue_key,)},
-                      now=item.received_at, issue=issue_fields(event, len(tickets), url))
-    with processor.store.write() as conn:
-        planned, matched = decide_in(conn, processor.rules, ctx, ctx.namespace(), item.id,
-                                     item.change_key or f"inbox:{item.id}", None)
-        put_issue(conn, event.issue_key, event.issue_id, state, at,
-                  gone=event_type == DELETED)
-        summary = (f"{event_type} {event.issue_key} ({len(tickets)} linked ticket(s)); "
-                   f"{matched_summary(matched, planned)}")
-        inbox_mod.release(conn, item.id, "done", summary, owner=item.owner)
-    log.info("event %s: %s", item.id, summary)
-    return summary
+                      now=item.received_at,
+                      issue=issue_fields(event, len(tickets), _url(processor, event.issue_key)))
+    return _decide(processor, item, ctx, event, len(tickets), state, at)

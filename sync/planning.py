@@ -37,6 +37,7 @@ log = logging.getLogger("switchboard.processor")
 CREATE_BUG = "jira.create_or_link_bug"
 UPDATE_LINKED = "zendesk.update_linked"
 IMPACT = "jira.impact"
+JIRA_COMMENT = "jira.comment"
 _DECISION = sa.insert(decisions)
 
 
@@ -60,7 +61,7 @@ def order_key(rule_id: str, action: str, params: Mapping[str, Any],
                                namespace).get("dedupe_by", "")
         if str(dedupe).strip():
             return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
-    if action in (UPDATE_LINKED, IMPACT):
+    if action in (UPDATE_LINKED, IMPACT, JIRA_COMMENT):
         try:
             issue = str(render_params(action, {"issue": params.get("issue", "")},
                                       namespace).get("issue", "")).strip()

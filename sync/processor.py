@@ -258,10 +258,11 @@ class EventProcessor:
 
     def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, retry: RetryPolicy,
                  custom_fields: tuple[str, ...] = (), user_fields: tuple[str, ...] = (),
-                 organization_fields: tuple[str, ...] = (), jira_url: str | None = None) -> None:
+                 organization_fields: tuple[str, ...] = (), jira: Any = None) -> None:
         self.store = store
-        #: The Jira site's URL, for the issue links rules see (``issue.url``).
-        self.jira_url = jira_url
+        #: The Jira connector: Jira events' issue links, and who Switchboard is in Jira.
+        self.jira = jira
+        self.jira_url: str | None = jira.settings.url if jira is not None else None
         self.custom_fields = custom_fields
         self.user_fields = user_fields
         self.organization_fields = organization_fields

@@ -42,16 +42,19 @@ def test_every_event_type_declares_fields_and_only_comment_added_carries_the_com
     incident_events = ["pagerduty.incident.acknowledged", "pagerduty.incident.resolved",
                        "pagerduty.incident.annotated"]
     issue_events = ["jira.issue.updated", "jira.issue.deleted"]
-    assert list(EVENT_TYPES) == ticket_events + incident_events + issue_events
+    assert list(EVENT_TYPES) == ticket_events + incident_events + issue_events + [
+        "jira.comment.added"]
+    assert carried_by("jira_comment.body") == ["jira.comment.added"]
     assert carried_by("comment.body") == ["ticket.comment_added"]
     assert carried_by("requester.name") == ticket_events
     assert carried_by("incident.agent") == incident_events
     # An incident event carries the escalated ticket and its links, but no change set.
     assert carried_by("ticket.subject") == ticket_events + incident_events
-    assert carried_by("links.pagerduty") == ticket_events + incident_events + issue_events
+    assert carried_by("links.pagerduty") == [*ticket_events, *incident_events, *issue_events,
+                                             "jira.comment.added"]
     assert carried_by("changes.status.to") == ticket_events
     # A Jira issue event is about the issue: no single ticket.
-    assert carried_by("issue.status") == issue_events
+    assert carried_by("issue.status") == [*issue_events, "jira.comment.added"]
     assert EVENT_TYPES["jira.issue.updated"].roots == {"issue", "links", "event"}
     assert EVENT_TYPES["ticket.comment_added"].roots == {
         "ticket", "changes", "links", "event", "requester", "organization", "comment"}

@@ -316,7 +316,7 @@ def test_a_jira_body_posted_to_the_pagerduty_route_is_refused(client, store):
 @pytest.mark.parametrize(("name", "outcome"), [
     (STATUS, "jira jira:issue_updated SUP-77: no ticket is linked to it; nothing to do"),
     (DELETED, "jira jira:issue_deleted SUP-78: no ticket is linked to it; nothing to do"),
-    (COMMENT_CREATED, "jira comment_created SUP-77: recorded; comment sync is not built yet"),
+    (COMMENT_CREATED, "jira comment_created SUP-77: no ticket is linked to it; nothing to do"),
 ])
 def test_a_stored_jira_event_is_processed_to_done_with_its_reason(client, store, name, outcome):
     post(client, fixture(name))
