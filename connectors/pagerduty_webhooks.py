@@ -155,7 +155,7 @@ def parse_webhook(body: bytes) -> IncidentEvent:
     """
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WebhookPayloadError(f"webhook body is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise WebhookPayloadError(

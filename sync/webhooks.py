@@ -270,7 +270,7 @@ def create_app(store: Store, settings: ReceiverSettings, *, field_ids: Mapping[s
                                f"(tolerance {settings.timestamp_tolerance_seconds}s)")
         try:
             payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             return _error(400, f"body is not JSON: {exc}")
         try:
             event = parse_zendesk_webhook(

@@ -173,6 +173,7 @@ def test_oversized_body_without_content_length_gets_413(client, store):
     pytest.param(b"{not json", id="malformed-json"),
     pytest.param(b"[1, 2, 3]", id="array"),
     pytest.param(b"\xff\xfe", id="not-utf8"),
+    pytest.param(b"[" * 2000 + b"]" * 2000, id="nested-too-deep"),
     pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"updated_at":
                  "2026-11-27T10:00:00Z"}}).encode(), id="trigger-without-id"),
     pytest.param(json.dumps({"switchboard": "zendesk-trigger/1", "ticket": {"id": "abc",

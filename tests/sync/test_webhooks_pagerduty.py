@@ -292,6 +292,7 @@ def test_body_at_the_limit_is_read(store):
     pytest.param(b"{not json", id="malformed-json"),
     pytest.param(b"\xff\xfe", id="not-utf8"),
     pytest.param(b"[1, 2, 3]", id="array"),
+    pytest.param(b"[" * 2000 + b"]" * 2000, id="nested-too-deep"),
     pytest.param(json.dumps({"messages": []}).encode(), id="v2-shape-no-event"),
     pytest.param(json.dumps({"event": {"event_type": "incident.acknowledged",
                                        "occurred_at": "2026-11-27T10:15:22Z",
