@@ -214,13 +214,14 @@ class JiraConnector:
             client._session.put(url, data=json.dumps({"body": body}))
 
     def find_comment(self, issue_key: str, marker: str) -> str | None:
-        """The id of the first comment whose body contains ``marker``, or ``None`` (one
-        ``GET .../comment``, first page)."""
+        """The id of the newest comment whose body contains ``marker``, or ``None`` (one
+        ``GET .../comment``: the newest 100, where a comment just written is)."""
         key = _issue_key(issue_key)
         client = self._jira()
         url = f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}/comment"
         with translate_transport_errors(VENDOR, f"list comments of {key}"):
-            data = client._session.get(url, params={"maxResults": 100}).json()
+            query: dict[str, str | int] = {"maxResults": 100, "orderBy": "-created"}
+            data = client._session.get(url, params=query).json()
         for comment in (data.get("comments") or []) if isinstance(data, dict) else []:
             if isinstance(comment, dict) and marker in str(comment.get("body") or ""):
                 return str(comment.get("id"))

@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.errors import FatalError, RetriableError
+from connectors.errors import NotFoundError, RetriableError
 from connectors.models import BulkUpdate, JobStatus
 from rules.context import REQUESTER_KEYS, blank_person
 from rules.templating import TemplateRenderError, render
@@ -75,10 +75,12 @@ def _await(ctx: ActionContext, job_id: str) -> JobStatus:
         ctx.sleep(POLL_INTERVAL)
 
 
-def _replies(ctx: ActionContext, batch: list[int]) -> dict[int, tuple[str, bool]]:
+def _replies(ctx: ActionContext, batch: list[int],
+             unrendered: dict[str, str]) -> dict[int, tuple[str, bool]]:
     """Each ticket's reply, rendered with its ``ticket`` and ``requester`` (two reads per
     batch: the tickets, then their requesters), as (comment, public). A draft is an internal
-    note proposing the reply. A ticket that no longer exists is left out."""
+    note proposing the reply. A ticket that no longer exists is left out; one whose reply
+    cannot render is left out and named in ``unrendered`` (the others still get theirs)."""
     tickets = ctx.zendesk.bulk.show_many(batch)
     requester_ids = sorted({t.requester_id for t in tickets if t.requester_id})
     people = {u.id: u.to_dict() for u in ctx.zendesk.bulk.users_show_many(requester_ids)} \
@@ -91,8 +93,9 @@ def _replies(ctx: ActionContext, batch: list[int]) -> dict[int, tuple[str, bool]
                      or blank_person(REQUESTER_KEYS)}
         try:
             text = render(str(ctx.params["reply"]), namespace)
-        except TemplateRenderError as exc:  # the template cannot render: never will
-            raise FatalError(f"zendesk.update_linked.reply: {exc}", vendor="switchboard") from exc
+        except TemplateRenderError as exc:  # for this ticket's data it never will
+            unrendered[str(ticket.id)] = f"reply could not be rendered: {exc}"
+            continue
         out[ticket.id] = (text, True) if send else (DRAFT.format(reply=text), False)
     return out
 
@@ -129,21 +132,42 @@ def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
                 batches[str(index)] = {"done": True, "failed": {}}
                 ctx.save_progress(batches=batches)
                 continue
-            comments = _replies(ctx, todo) if params.get("reply") else {
+            unrendered: dict[str, str] = {}
+            comments = _replies(ctx, todo, unrendered) if params.get("reply") else {
                 t: (params.get("note") or None, bool(params.get("public"))) for t in todo}
             todo = [t for t in todo if t in comments]
-            batches[str(index)] = state = {"sent": True, "sent_at": time.time(), "count": len(todo)}
+            if not todo:  # the tickets are gone, or no reply could be written for them
+                batches[str(index)] = {"done": True, "failed": unrendered}
+                ctx.save_progress(batches=batches)
+                continue
+            batches[str(index)] = state = {"sent": True, "sent_at": time.time(),
+                                           "count": len(todo), "unrendered": unrendered}
             ctx.save_progress(batches=batches)
             job = ctx.zendesk.bulk.update_many([BulkUpdate(
                 ticket_id, note=comments[ticket_id][0], public=comments[ticket_id][1],
                 add_tags=tuple(delta["add_tags"]), remove_tags=tuple(delta["remove_tags"]),
                 status=delta["status"]) for ticket_id in todo])
             state["job"] = job.id
+            state["sent_for"] = todo
             ctx.save_progress(batches=batches)
-        done = _await(ctx, str(state["job"]))
+        try:
+            done = _await(ctx, str(state["job"]))
+        except NotFoundError:
+            done = JobStatus(str(state["job"]), "expired")  # Zendesk forgot the job
+        reported = {r.ticket_id for r in done.results}
+        if done.status != "completed" or not set(state.get("sent_for") or ()) <= reported:
+            # A failed or killed job, or one that does not account for its tickets: which of
+            # them it updated is read from the tickets (their marker) before sending again.
+            batches[str(index)] = {"sent": True, "sent_at": float(state.get("sent_at", 0)),
+                                   "count": state.get("count")}
+            ctx.save_progress(batches=batches)
+            raise RetriableError(f"zendesk: update_many job {state['job']} for {issue} ended "
+                                 f"{done.status}; its tickets are checked and the ones it did "
+                                 "not update are sent again", vendor="zendesk")
         failed = {str(r.ticket_id): f"{r.error or r.status}: {r.details or ''}".strip(": ")
                   for r in done.results if not r.success}
-        batches[str(index)] = {**state, "done": True, "failed": failed}
+        batches[str(index)] = {**state, "done": True,
+                               "failed": {**(state.get("unrendered") or {}), **failed}}
         ctx.save_progress(batches=batches)
     failed = {k: v for b in batches.values() for k, v in (b.get("failed") or {}).items()}
     total = sum(len(b) for b in plan)

@@ -103,13 +103,16 @@ def _tickets(conn: sa.Connection, issue: str) -> list[Ticket]:
     return [t for t in found if t is not None]
 
 
-def _claim_creation(ctx: ActionContext, name: str, issue: str) -> None:
+def _claim_creation(ctx: ActionContext, name: str, issue: str) -> str | None:
     """Only one intent creates an issue's roll-up: two that run at once (a new link and a
     linked ticket's change, ordered by different keys) would otherwise add two comments. The
-    other retries shortly and then edits the one created."""
+    other retries shortly and then edits the one created. Returns the roll-up's id when one
+    was created meanwhile."""
     now = time.time()
     with ctx.store.write() as conn:
         known = get_cursor(conn, name) or {}
+        if known.get("comment_id") is not None:
+            return str(known["comment_id"])
         owner = known.get("creating")
         if now - float(known.get("creating_at") or 0) > CLAIM_SECONDS:
             owner = None  # a claim its intent never finished (it died): taken over
@@ -118,6 +121,7 @@ def _claim_creation(ctx: ActionContext, name: str, issue: str) -> None:
                                  "another intent", vendor="jira", retry_after=2.0)
         if owner is None and known.get("comment_id") is None:
             set_cursor(conn, name, {**known, "creating": ctx.item.idem_key, "creating_at": now})
+    return None
 
 
 def jira_impact(ctx: ActionContext) -> ActionOutcome:
@@ -134,19 +138,18 @@ def jira_impact(ctx: ActionContext) -> ActionOutcome:
         return ActionOutcome({**result, "comment": comment_id, "changed": False})
     created = False
     if comment_id is None:
-        _claim_creation(ctx, name, issue)
-        if ctx.progress.get("sent"):  # an earlier attempt may have added it
-            comment_id = ctx.jira.find_comment(issue, MARKER)
-        if comment_id is None:
-            ctx.save_progress(sent=True)
-            comment_id = ctx.jira.add_comment(issue, text)
-            created = True
-        else:
-            ctx.jira.edit_comment(issue, comment_id, text)
-    else:
+        comment_id = _claim_creation(ctx, name, issue)  # another intent may have created it
+    if comment_id is not None:
         try:
             ctx.jira.edit_comment(issue, comment_id, text)
         except NotFoundError:  # someone deleted it in Jira: the roll-up starts again
+            comment_id = None
+    if comment_id is None:
+        # An earlier attempt, or a claim taken over, may have added it: look before adding.
+        comment_id = ctx.jira.find_comment(issue, MARKER)
+        if comment_id is not None:
+            ctx.jira.edit_comment(issue, comment_id, text)
+        else:
             ctx.save_progress(sent=True)
             comment_id = ctx.jira.add_comment(issue, text)
             created = True

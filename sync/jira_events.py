@@ -119,8 +119,10 @@ def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
         return _comment(processor, item, event, what, len(tickets))
     state = event_state(event)
     at = event.timestamp or item.received_at
-    if known is not None and (known.gone or (known.updated >= at and event_type != DELETED)):
-        # A webhook and the reconciliation poll may both report one change: once is enough.
+    if known is not None and (known.gone or (event_type != DELETED and (
+            known.updated >= at or known.state == state))):
+        # A webhook and the reconciliation poll may both report one change (the webhook's
+        # timestamp a little after the issue's `updated` the poll saw): once is enough.
         return processor._finish(item, "done", f"{what}: no newer state than already "
                                  "processed")
     if event_type == "jira.issue.updated" and not event.changes:

@@ -9,10 +9,11 @@ so a missed webhook is caught within one period. The webhook path records the st
 too, and an event not newer than the recorded state is not processed again: a change reported by
 both a webhook and a poll reaches the rules once.
 
-- An issue seen for the first time (no recorded state) is recorded, not reported: its history is
-  not news.
+- An issue seen for the first time (no recorded state: newly linked) is read whatever its age
+  and recorded, not reported: its history is not news, its next change is.
 - Jira refuses a whole search when one key names an issue that no longer exists; the keys are
-  then halved until the missing ones are found and reported as ``jira:issue_deleted`` (once
+  then halved until the missing ones are found; one that a read confirms is gone (404 — not an
+  issue the account merely lost sight of) is reported as ``jira:issue_deleted`` (once
   processed, an issue is recorded as gone and never searched again).
 - The time of the run is saved only after its events are stored: a failed run is redone.
 """
@@ -28,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import InvalidRequestError
+from connectors.errors import InvalidRequestError, NotFoundError
 from connectors.jira_webhooks import FieldChange, FixVersion, JiraEvent
 from connectors.models import IssueState
 from sync import inbox
@@ -124,18 +125,26 @@ class JiraPoller:
             gone = {str(r.key) for r in conn.execute(
                 sa.select(jira_issues.c.key).where(jira_issues.c.gone))}
             cursor = get_cursor(conn, CURSOR)
+            known = {str(r.key) for r in conn.execute(sa.select(jira_issues.c.key))}
         keys = [k for k in keys if k not in gone]
         since = datetime.fromisoformat(cursor["since"]) - timedelta(
             seconds=self.settings.overlap_seconds) if cursor else None
         found: list[IssueState] = []
         missing: list[str] = []
-        for start in range(0, len(keys), CHUNK):
-            self._search(keys[start:start + CHUNK], since, found, missing)
+        # An issue with no recorded state (newly linked) is read whatever its age, so that its
+        # state is recorded now and its next change is news even if its webhook is lost.
+        fresh = [k for k in keys if k not in known]
+        for start in range(0, len(fresh), CHUNK):
+            self._search(fresh[start:start + CHUNK], None, found, missing)
+        seen = [k for k in keys if k in known]
+        for start in range(0, len(seen), CHUNK):
+            self._search(seen[start:start + CHUNK], since, found, missing)
+        deleted = [key for key in missing if self._deleted(key)]
         stored = 0
         with self.store.write() as conn:
             for state in found:
                 stored += self._compare(conn, state)
-            for key in missing:
+            for key in deleted:
                 stored += self._gone(conn, key)
             set_cursor(conn, CURSOR, {"since": started.isoformat()})
         log.info("jira poll: %s linked issue(s), %s changed since %s, %s gone; %s event(s)",
@@ -157,6 +166,20 @@ class JiraPoller:
             self._search(keys[:half], since, found, missing)
             self._search(keys[half:], since, found, missing)
 
+    def _deleted(self, key: str) -> bool:
+        """Whether a key Jira refused to search for names an issue that is gone: Jira also
+        refuses an issue the account may no longer see, which is not a deletion."""
+        try:
+            self.jira.get_issue(key)
+        except NotFoundError:
+            return True
+        except Exception as exc:  # cannot tell now: the next poll asks again
+            log.warning("jira poll: %s could not be searched nor read (%s)", key, exc)
+            return False
+        log.warning("jira poll: %s exists but the search refused it; left for the next poll",
+                    key)
+        return False
+
     def _compare(self, conn: sa.Connection, state: IssueState) -> int:
         new = issue_state(state.status, state.resolution, state.priority,
                           list(state.fix_versions))
@@ -172,7 +195,8 @@ class JiraPoller:
 
     def _gone(self, conn: sa.Connection, key: str) -> int:
         known = stored_issue(conn, key)
-        if known is None:
+        if known is None:  # deleted before its state was ever recorded: never searched again
+            put_issue(conn, key, "", issue_state(None, None, None, []), utcnow(), gone=True)
             return 0
         # Recorded as gone when the event is processed (``sync.jira_events``); until then a
         # poll that finds it again stores the same event, which the inbox drops.

@@ -128,3 +128,74 @@ def test_a_deleted_issue_is_found_out_and_the_others_are_still_polled(sb, make_h
     assert hub.poll_jira_now() == 0  # the gone issue is no longer searched: one search
     assert sb.requests.count("jira", path_regex=r"search/jql") == 1
     assert searches > 2  # the poll that found it halved the keys
+
+
+def test_a_newly_linked_issue_is_recorded_at_the_next_poll_so_its_first_change_is_caught(
+        sb, make_hub, tmp_path):
+    hub = _hub(sb, make_hub, tmp_path)
+    old = _issue(sb, "Old bug")
+    _link(hub, sb, old, 1)
+    _searchable()
+    assert hub.poll_jira_now() == 0
+    newer = _issue(sb, "New bug")  # linked after the first poll; not changed since
+    tickets = _link(hub, sb, newer, 1)
+    _searchable()
+    assert hub.poll_jira_now() == 0  # recorded now, although not updated since the last poll
+    sb.jira.transition(newer, "In Progress", "indeterminate")  # its webhook is lost
+    _searchable()
+    assert hub.poll_jira_now() == 1
+    assert hub.wait_idle(30)
+    assert _notes(sb, tickets[0], f"{newer} is now In Progress (was To Do).") == 1
+
+
+def test_a_webhook_after_the_poll_reported_the_same_change_runs_no_rule(sb, make_hub, tmp_path):
+    hub = _hub(sb, make_hub, tmp_path)
+    key = _issue(sb, "Export hangs")
+    tickets = _link(hub, sb, key, 1)
+    _searchable()
+    assert hub.poll_jira_now() == 0
+    issue = sb.jira.transition(key, "In Progress", "indeterminate")
+    _searchable()
+    assert hub.poll_jira_now() == 1  # the poll saw it first
+    assert hub.wait_idle(30)
+    event = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "jira" /
+                        "webhook_issue_updated_status.json").read_text(encoding="utf-8"))
+    event["issue"]["id"], event["issue"]["key"] = issue["id"], key
+    event["issue"]["fields"] = issue["fields"]  # the issue as Jira has it now
+    changed = parse_jira_time(issue["fields"]["updated"])
+    assert changed is not None
+    event["timestamp"] = int(changed.timestamp() * 1000) + 40  # fired a little after
+    body = json.dumps(event).encode()
+    assert requests.post(f"{hub.url}/webhooks/jira", data=body, timeout=10, headers={
+        "Content-Type": "application/json",
+        "X-Hub-Signature": sign(SECRET, body)}).status_code == 202
+    assert hub.wait_idle(30)
+    assert _notes(sb, tickets[0], f"{key} is now In Progress (was To Do).") == 1
+    [late] = [r for r in rows(hub, inbox, inbox.c.source == "jira") if r.kind != "poll:"
+              "jira:issue_updated"]
+    assert "no newer state than already processed" in late.outcome
+
+
+def test_a_key_the_search_refuses_but_that_still_exists_is_not_reported_deleted(
+        sb, make_hub, tmp_path, monkeypatch):
+    hub = _hub(sb, make_hub, tmp_path)
+    keys = [_issue(sb, f"Bug {n}") for n in range(2)]
+    for key in keys:
+        _link(hub, sb, key, 1)
+    _searchable()
+    real = sb.jira.search
+
+    def refuses(query_text, **kwargs):  # as Jira does for an issue the account cannot see
+        if keys[0] in query_text:
+            from sandbox.jira import JiraError, errors
+            raise JiraError(400, errors(f"An issue with key '{keys[0]}' does not exist for "
+                                        "field 'key'."))
+        return real(query_text, **kwargs)
+
+    monkeypatch.setattr(sb.jira, "search", refuses)
+    assert hub.poll_jira_now() == 0  # keys[0] still reads fine: not deleted
+    assert hub.wait_idle(30)
+    assert not [r for r in rows(hub, inbox, inbox.c.source == "jira")
+                if "deleted" in (r.kind or "")]
+    with hub.store.read() as conn:
+        assert not list(conn.execute(jira_issues.select().where(jira_issues.c.gone)))

@@ -240,9 +240,46 @@ def test_a_draft_reply_is_an_internal_note_for_an_agent_to_approve(sb, store):
     assert not [c for c in sb.zendesk.comments(ticket_id) if c["public"] and "fix" in c["body"]]
 
 
-def test_a_reply_that_cannot_render_is_fatal_before_any_write(sb, store):
-    _customers(sb, store, 2)
-    params = {**_reply_intent(store, "send"), "reply": "Hi {{ requester.nickname.first }}"}
-    with pytest.raises(FatalError, match="reply"):
-        _attempt(store, _zendesk(sb), params)
-    assert sb.requests.count("zendesk", method="PUT", path_regex=UPDATE_MANY) == 0
+def test_a_ticket_whose_reply_cannot_render_is_reported_and_the_others_get_theirs(sb, store):
+    tickets = _customers(sb, store, 2)
+    sb.zendesk.update_ticket(tickets[1], {"subject": ""})
+    params = {**_reply_intent(store, "send"),
+              "reply": "Hi {{ requester.name }}, about {{ ticket.subject[0] }}..."}
+    outcome = _attempt(store, _zendesk(sb), params)  # an empty subject has no first letter
+    assert list(outcome.result["failed"]) == [str(tickets[1])]
+    assert "reply could not be rendered" in outcome.result["failed"][str(tickets[1])]
+    [reply] = [c for c in sb.zendesk.comments(tickets[0]) if c["public"] and "about" in c["body"]]
+    assert reply["body"] == "Hi Customer 0, about E..."
+    assert not [c for c in sb.zendesk.comments(tickets[1]) if "about" in c["body"]]
+
+
+def test_a_job_that_fails_or_is_forgotten_is_checked_and_sent_again_not_taken_as_done(
+        sb, store):
+    tickets = _linked(sb, store, 3)
+    _intent(store)
+    zendesk = _zendesk(sb, bulk_settle_seconds=0)
+    # Zendesk answers with a job it then does not know (expired, or a failed job's record),
+    # and nothing was applied.
+    sb.faults.add("zendesk", "PUT", UPDATE_MANY, kind="status", status=200,
+                  body={"job_status": {"id": "V3-lost", "status": "queued", "total": 3}})
+    with pytest.raises(RetriableError, match="ended expired"):
+        _attempt(store, zendesk)
+    _attempt(store, zendesk)
+    assert all(len(_notes(sb, t)) == 1 for t in tickets)
+    assert sb.requests.count("zendesk", method="PUT", path_regex=UPDATE_MANY) == 2
+
+
+def test_a_failed_job_whose_updates_landed_is_not_sent_again(sb, store, monkeypatch):
+    tickets = _linked(sb, store, 3)
+    _intent(store)
+    zendesk = _zendesk(sb, bulk_settle_seconds=0)
+    real = sb.zendesk.job
+    monkeypatch.setattr(sb.zendesk, "job", lambda job_id: {**real(job_id), "status": "failed",
+                                                           "results": None})
+    with pytest.raises(RetriableError, match="ended failed"):
+        _attempt(store, zendesk)
+    monkeypatch.setattr(sb.zendesk, "job", real)
+    outcome = _attempt(store, zendesk)
+    assert all(len(_notes(sb, t)) == 1 for t in tickets)
+    assert sb.requests.count("zendesk", method="PUT", path_regex=UPDATE_MANY) == 1
+    assert outcome.result["failed"] == {}
