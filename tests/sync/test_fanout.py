@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.errors import FatalError, RetriableError
+from connectors.errors import RetriableError
 from connectors.zendesk import ZendeskConnector
 from rules.planner import idempotency_key
 from sandbox import Sandbox
