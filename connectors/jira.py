@@ -170,6 +170,15 @@ class JiraConnector:
             # call, and add_simple_link cannot send a globalId, so it would not upsert.
             client._session.post(url, data=json.dumps(body))
 
+    def link_issues(self, inward_key: str, outward_key: str, type_name: str = "Relates") -> None:
+        """Link two issues (exactly one ``POST /rest/api/2/issueLink``)."""
+        body = {"type": {"name": type_name}, "inwardIssue": {"key": _issue_key(inward_key)},
+                "outwardIssue": {"key": _issue_key(outward_key)}}
+        client = self._jira()
+        with translate_transport_errors(VENDOR, f"link {inward_key} to {outward_key}"):
+            client._session.post(f"{self.settings.url}/rest/api/2/issueLink",
+                                 data=json.dumps(body))
+
     def own_account_id(self) -> str:
         """The account Switchboard acts as (``GET /rest/api/2/myself``, once per process): the
         author of the comments it writes, so that their webhooks are recognised."""

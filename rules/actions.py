@@ -76,6 +76,9 @@ class JiraCreateOrLinkBugParams(_Params):
     priority: NonEmpty | None = None
     labels: list[NoSpaces] = Field(default_factory=list)
     dedupe_by: NonEmpty | None = None
+    when_done: Literal["new", "regression"] = Field(
+        "new", description="when the dedupe key's bug is Done: a new bug, or a new bug labelled "
+        "regression and linked to the Done one")
 
 
 ZendeskStatus = Literal["new", "open", "pending", "hold", "solved"]

@@ -55,6 +55,7 @@ class JiraState:
         self._versions: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self._links: dict[str, list[dict[str, Any]]] = {}
         self._comments: dict[str, list[dict[str, Any]]] = {}
+        self._issue_links: list[dict[str, str]] = []
         self._status_ids = {"To Do": "10000", "In Progress": "3", "Done": "10001"}
         self._next = {"issue": 10001, "link": 10000, "comment": 10000}
         self._credentials: tuple[str, str] | None = None
@@ -255,6 +256,23 @@ class JiraState:
                     return copy.deepcopy(comment)
             raise JiraError(404, errors("Can not find a comment for the id: "
                                         f"{comment_id}."))
+
+    def link_issues(self, type_name: str, inward: str, outward: str) -> None:
+        """``POST /issueLink``: link two issues (the same link twice is kept once).
+        Raises JiraError(404) for an unknown issue, (400) for an unknown link type."""
+        if type_name not in ("Relates", "Blocks", "Duplicate", "Cloners"):
+            raise JiraError(400, errors(f"No issue link type with name '{type_name}' found."))
+        with self.lock:
+            link = {"type": type_name, "inward": self._find(inward)["key"],
+                    "outward": self._find(outward)["key"]}
+            if link not in self._issue_links:
+                self._issue_links.append(link)
+
+    def issue_links(self, id_or_key: str) -> list[dict[str, str]]:
+        """The issue links that involve an issue: ``{"type", "inward", "outward"}`` each."""
+        with self.lock:
+            key = self._find(id_or_key)["key"]
+            return [dict(link) for link in self._issue_links if key in link.values()]
 
     def delete_comment(self, id_or_key: str, comment_id: str) -> None:
         """Simulate someone deleting a comment in Jira."""

@@ -175,6 +175,17 @@ def _edit_comment(state: JiraState, request: Request, match: re.Match[str]) -> R
     return Response(200, state.edit_comment(match.group(1), match.group(2), body))
 
 
+def _issue_link(state: JiraState, request: Request, match: re.Match[str]) -> Response:
+    body = _body(request)
+    kind, inward, outward = body.get("type"), body.get("inwardIssue"), body.get("outwardIssue")
+    if not all(isinstance(x, dict) for x in (kind, inward, outward)):
+        raise JiraError(400, errors("type, inwardIssue and outwardIssue are required."))
+    assert isinstance(kind, dict) and isinstance(inward, dict) and isinstance(outward, dict)
+    state.link_issues(str(kind.get("name")), str(inward.get("key") or inward.get("id")),
+                      str(outward.get("key") or outward.get("id")))
+    return Response(201)
+
+
 def _applinks(state: JiraState, request: Request, match: re.Match[str]) -> Response:
     return Response(200, {"list": []})
 
@@ -249,6 +260,7 @@ ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], Handler]] = [
     (("GET", "POST"), re.compile(_ISSUE + r"/remotelink$"), _remote_links),
     (("GET", "POST"), re.compile(_ISSUE + r"/comment$"), _comments),
     (("PUT",), re.compile(_ISSUE + r"/comment/(\d+)$"), _edit_comment),
+    (("POST",), re.compile(_V + r"/issueLink$"), _issue_link),
     (("GET",), re.compile(r"^/rest/applinks/latest/listApplicationlinks$"), _applinks),
     (("GET", "POST"), re.compile(r"^/rest/api/(?:2|3|latest)/search/jql$"), _search),
     (("GET", "POST"), re.compile(r"^/rest/api/(?:2|3|latest)/search/?$"), _removed),

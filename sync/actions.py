@@ -107,20 +107,22 @@ def _find_created(ctx: ActionContext, label: str) -> IssueRef | None:
     return issue
 
 
-def _open_bug(ctx: ActionContext, project: str, dedupe: str) -> IssueRef | None:
-    """The bug recorded for this dedupe key, if Jira still has it open."""
+def _open_bug(ctx: ActionContext, project: str,
+              dedupe: str) -> tuple[IssueRef | None, str | None]:
+    """The bug recorded for this dedupe key if Jira still has it open, else the key of the Done
+    one (a new ticket with that key is a regression), if any."""
     with ctx.store.read() as conn:
         bug = find_bug(conn, project, dedupe)
     if bug is None:
-        return None
+        return None, None
     # One read: engineers may have closed the bug since; a closed bug is never joined.
     try:
         current: IssueRef = ctx.jira.get_issue(bug.jira_key)
     except NotFoundError:
         log.warning("bug %s for %s/%s is gone (deleted, or no longer visible); a new bug will "
                     "be created", bug.jira_key, project, dedupe)
-        return None
-    return None if current.is_done else current
+        return None, None
+    return (None, current.key) if current.is_done else (current, None)
 
 
 def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
@@ -134,14 +136,18 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
     if ctx.progress.get("issue"):
         issue = IssueRef(**ctx.progress["issue"])
     if issue is None and dedupe:
-        issue = _open_bug(ctx, project, dedupe)
+        issue, done = _open_bug(ctx, project, dedupe)
+        if done is not None and params.get("when_done") == "regression":
+            ctx.save_progress(regression_of=done)
+    regression_of = ctx.progress.get("regression_of")
     if issue is None:
         if ctx.progress.get("create_sent"):
             issue = _find_created(ctx, label)
             created = issue is not None
         if issue is None:
             ctx.save_progress(create_sent=True)
-            labels = tuple(dict.fromkeys([*params.get("labels", ()), label]))
+            labels = tuple(dict.fromkeys([*params.get("labels", ()),
+                                          *(["regression"] if regression_of else []), label]))
             issue = ctx.jira.create_issue(BugDraft(
                 project=project, summary=str(params["summary"])[:255],
                 description=str(params.get("description") or ""),
@@ -157,6 +163,10 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
                                            issue.status))
             set_progress(conn, item.id, ctx.progress, owner=item.owner)
 
+    if regression_of and created and not ctx.progress.get("regression_linked"):
+        # The new bug "relates to" the Done one it regresses (linking twice keeps one link).
+        ctx.jira.link_issues(issue.key, str(regression_of))
+        ctx.save_progress(regression_linked=True)
     ticket_url = str(ticket.get("url") or "")
     subject = str(ticket.get("subject") or "")
     ctx.jira.upsert_remote_link(issue.key, RemoteLink(
@@ -170,7 +180,10 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
     def commit(conn: sa.Connection) -> None:
         add_link(conn, int(ticket["id"]), "jira", linked.key, linked.url)
 
-    return ActionOutcome({**_issue_dict(issue), "created": created, "dedupe_key": dedupe}, commit)
+    result = {**_issue_dict(issue), "created": created, "dedupe_key": dedupe}
+    if regression_of:
+        result["regression_of"] = regression_of
+    return ActionOutcome(result, commit)
 
 
 def _apply_tags(current: tuple[str, ...], add: list[str], remove: list[str]) -> tuple[str, ...]:
