@@ -140,7 +140,11 @@ class ParseStage:
         died."""
         try:
             while True:
-                items, error, done = pickle.loads(self._conn.recv_bytes())
+                try:
+                    message = self._conn.recv_bytes()
+                except OSError as exc:  # the child died in the middle of a message
+                    raise EOFError(f"the parse stage died mid-message: {exc}") from exc
+                items, error, done = pickle.loads(message)
                 for item in items:
                     kind = type(item)
                     if kind is tuple:

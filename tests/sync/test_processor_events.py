@@ -6,7 +6,6 @@ rule that can fire reads them — in one call, then from the cache."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
@@ -37,13 +36,6 @@ def sb() -> Iterator[Sandbox]:
                                      "email": "dana@globex.example",
                                      "user_fields": {"seats": 250}})
         yield sandbox
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
-    yield s
-    s.close()
 
 
 class Hub:

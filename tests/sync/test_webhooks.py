@@ -47,13 +47,6 @@ def headers(body: bytes, *, secret: str = SECRET_ONE, ts: str = "2026-11-27T10:0
     return out
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
-    yield s
-    s.close()
-
-
 def make_client(store: Store, **overrides: object) -> TestClient:
     values: dict[str, object] = {
         "zendesk_signing_secrets": (SecretStr(SECRET_ONE), SecretStr(SECRET_TWO)),

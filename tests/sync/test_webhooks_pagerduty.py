@@ -43,13 +43,6 @@ def headers(body: bytes, *, secret: str = SECRET_ONE,
     return out
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'hub.db'}").open()
-    yield s
-    s.close()
-
-
 def make_client(store: Store, **overrides: object) -> TestClient:
     values: dict[str, object] = {
         "pagerduty_signing_secrets": (SecretStr(SECRET_ONE),),
