@@ -98,15 +98,7 @@ class BulkClient:
     def users_show_many(self, user_ids: Sequence[int]) -> list[User]:
         """Up to 100 users in one ``GET /api/v2/users/show_many.json?ids=``; deleted or unknown
         ones are absent."""
-        if not 1 <= len(user_ids) <= MAX_BULK:
-            raise ValueError(f"users show_many takes 1 to {MAX_BULK} ids, got {len(user_ids)}")
-        ids = ",".join(str(positive_id(u, "user id")) for u in user_ids)
-        what = f"users show_many ({len(user_ids)} users)"
-        data = self._json("GET", "/api/v2/users/show_many.json", what, params={"ids": ids})
-        found = data.get("users")
-        if not isinstance(found, list):
-            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
-                             detail="no 'users' list")
+        found, what = self._show_many("users", "user", user_ids)
         try:
             return [user_from_api(u, field_keys=self._user_keys) for u in found]
         except (TypeError, ValueError) as exc:
@@ -116,18 +108,24 @@ class BulkClient:
     def show_many(self, ticket_ids: Sequence[int]) -> list[Ticket]:
         """Up to 100 tickets in one ``GET /api/v2/tickets/show_many.json?ids=``; deleted or
         unknown ones are simply absent."""
-        if not 1 <= len(ticket_ids) <= MAX_BULK:
-            raise ValueError(f"show_many takes 1 to {MAX_BULK} ids, got {len(ticket_ids)}")
-        ids = ",".join(str(positive_id(t, "ticket id")) for t in ticket_ids)
-        what = f"show_many ({len(ticket_ids)} tickets)"
-        data = self._json("GET", "/api/v2/tickets/show_many.json", what, params={"ids": ids})
-        found = data.get("tickets")
-        if not isinstance(found, list):
-            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
-                             detail="no 'tickets' list")
+        found, what = self._show_many("tickets", "ticket", ticket_ids)
         return [self._parse_ticket(t, what) for t in found]
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _show_many(self, kind: str, noun: str, ids: Sequence[int]) -> tuple[list[Any], str]:
+        """The raw ``kind`` objects of one ``GET /api/v2/<kind>/show_many.json?ids=``."""
+        if not 1 <= len(ids) <= MAX_BULK:
+            raise ValueError(f"{kind} show_many takes 1 to {MAX_BULK} ids, got {len(ids)}")
+        joined = ",".join(str(positive_id(i, f"{noun} id")) for i in ids)
+        what = f"{kind} show_many ({len(ids)} {kind})"
+        data = self._json("GET", f"/api/v2/{kind}/show_many.json", what,
+                          params={"ids": joined})
+        found = data.get(kind)
+        if not isinstance(found, list):
+            raise FatalError(f"{VENDOR}: {what}: malformed answer", vendor=VENDOR,
+                             detail=f"no '{kind}' list")
+        return found, what
 
     def _ticket_body(self, ticket_id: int, update: BulkUpdate) -> dict[str, Any]:
         unknown = sorted(set(update.custom_fields) - set(self._field_ids))
