@@ -36,6 +36,7 @@ __all__ = [
     "links",
     "metadata",
     "outbox",
+    "productboard_notes",
     "rule_episodes",
     "rule_fires",
     "rule_window_matches",
@@ -273,4 +274,24 @@ jira_issues = sa.Table(
     sa.Column("updated", TS, nullable=False),
     sa.Column("gone", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("saved_at", TS, nullable=False),
+)
+
+productboard_notes = sa.Table(
+    "productboard_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("record_id", sa.String(255), nullable=False),
+    sa.Column("note_id", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("feature_id", sa.String(64)),
+    sa.Column("requester_email", sa.String(255)),
+    sa.Column("organization", sa.String(255)),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("appended", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("record_id", name="uq_productboard_notes_record"),
+    sa.Index("ix_productboard_notes_ticket", "ticket_id"),
 )
