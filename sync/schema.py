@@ -20,6 +20,9 @@ describe the schema at ``head``. Times are stored as timezone-aware UTC.
 - ``jira_issues``: the last state processed of each Jira issue tickets are linked to (status,
   resolution, priority, fix versions, Jira's ``updated``), so that a webhook and the
   reconciliation poll never report one change twice (``sync.jira_poller``).
+- ``sla_alerts``: every ``sla.warning`` / ``sla.breached`` event the SLA watch raised — once per
+  (ticket, target, kind, due time), inserted in the transaction of the inbox row it produced
+  (``sync.sla``); ``fired_at`` is the scan's clock, ``source`` is ``config`` or ``zendesk``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "rule_episodes",
     "rule_fires",
     "rule_window_matches",
+    "sla_alerts",
     "snapshots",
     "writes",
 ]
@@ -294,4 +298,21 @@ productboard_notes = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.UniqueConstraint("record_id", name="uq_productboard_notes_record"),
     sa.Index("ix_productboard_notes_ticket", "ticket_id"),
+)
+
+sla_alerts = sa.Table(
+    "sla_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("target", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("due_at", TS, nullable=False),
+    sa.Column("fired_at", TS, nullable=False),
+    sa.Column("priority", sa.String(16)),
+    sa.Column("plan", sa.String(64)),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("inbox_id", sa.Integer),
+    sa.UniqueConstraint("ticket_id", "target", "kind", "due_at", name="uq_sla_alerts_once"),
+    sa.Index("ix_sla_alerts_fired", "fired_at"),
 )
