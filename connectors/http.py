@@ -87,7 +87,8 @@ _RATE_LIMIT_REMAINING = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining")
 
 
 class RateLimiter:
-    """A thread-safe token bucket: at most ``per_minute`` calls a minute, bursts of a few seconds.
+    """A thread-safe token bucket: at most ``per_minute`` calls a minute, bursts of
+    ``burst_seconds`` (a few seconds by default).
 
     :meth:`acquire` blocks (sleeps) until a token is free, so it must only be called from worker
     threads. :meth:`pause` stops everyone until a moment in the future (a 429's ``Retry-After``);
@@ -101,12 +102,16 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        burst_seconds: float = BURST_SECONDS,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
+        if burst_seconds <= 0:
+            raise ValueError("burst_seconds must be positive")
         self.per_minute = per_minute
         self._rate = per_minute / 60.0
-        self.capacity = max(1.0, float(int(self._rate * BURST_SECONDS)))
+        # A vendor that counts per second (Productboard) needs far shorter bursts than this.
+        self.capacity = max(1.0, float(int(self._rate * burst_seconds)))
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

@@ -12,6 +12,7 @@ __all__ = [
     "HttpSettings",
     "JiraSettings",
     "PagerDutySettings",
+    "ProductboardSettings",
     "SlackSettings",
     "ZendeskSettings",
 ]
@@ -256,3 +257,69 @@ class SlackSettings(_Model):
     @classmethod
     def _https_only(cls, value: str) -> str:
         return _https_url(value) + "/"
+
+
+#: A Productboard ``metadata.source.system`` value: a short identifier, no spaces.
+SOURCE_SYSTEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ProductboardSettings(_Model):
+    """A Productboard workspace, reached through its Public API v2 with an access token.
+
+    The section is optional: without it the connector (and every ``productboard.*`` action) is
+    off. See ``docs/productboard.md`` for the API contract the connector is built on.
+    """
+
+    token: SecretStr = Field(
+        description="Public API access token (Bearer), made by an admin under Integrations"
+    )
+    base_url: str = Field(
+        "https://api.productboard.com",
+        description="API origin (https://api.eu.productboard.com for the EU data centre; the "
+        "sandbox overrides it); https://host[:port] without a path, http:// only on loopback",
+    )
+    requests_per_second: float = Field(
+        50.0, gt=0, le=1000,
+        description="this connector's calls, spaced evenly without bursts (Productboard "
+        "allows 50 requests/second per token and advises against bursts)",
+    )
+    source_system: str = Field(
+        "switchboard",
+        description="metadata.source.system of every note created; find_note looks for notes "
+        "of this system only",
+    )
+    create_missing_tags: bool = Field(
+        True,
+        description="a tag the workspace does not have yet is created as a tag value (as "
+        "Productboard's own integrations do); false: such tags are left off the note",
+    )
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr) -> SecretStr:
+        # Never quote the value: messages end up in logs and `validate` output.
+        if not value.get_secret_value().strip():
+            raise ValueError("token is empty or blank (is its environment variable set but "
+                             "empty?)")
+        if any(ch.isspace() for ch in value.get_secret_value().strip()):
+            raise ValueError("token contains whitespace; paste the access token alone")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("base_url")
+    @classmethod
+    def _origin_only(cls, value: str) -> str:
+        value = _https_url(value)
+        parts = urlsplit(value)
+        if parts.path or parts.query or parts.fragment:
+            raise ValueError("give the API origin only (e.g. https://api.productboard.com), "
+                             "without a path: the connector adds /v2/...")
+        return value
+
+    @field_validator("source_system")
+    @classmethod
+    def _system(cls, value: str) -> str:
+        if not SOURCE_SYSTEM.match(value):
+            raise ValueError("1-64 letters, digits, '.', '_' or '-', starting with a letter or "
+                             "digit")
+        return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sandbox.faults import Fault, FaultInjector, LoggedRequest, RequestLog
 from sandbox.jira import JiraError, JiraState
 from sandbox.jql import JQLError
+from sandbox.productboard import ProductboardState
 from sandbox.server import Sandbox
 from sandbox.zendesk import ZendeskError, ZendeskState
 from sandbox.zendesk_webhooks import event_payload, sign_zendesk, trigger_payload
@@ -23,6 +24,7 @@ __all__ = [
     "JiraError",
     "JiraState",
     "LoggedRequest",
+    "ProductboardState",
     "RequestLog",
     "Sandbox",
     "ZendeskError",

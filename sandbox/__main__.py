@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jira-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--pagerduty-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--slack-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--productboard-port", type=int, default=0,
+                        help="0 picks a free port")
     parser.add_argument("--jira-project", action="append", default=None,
                         help="Jira project key (repeatable; default SUP)")
     parser.add_argument("--jira-search-lag", type=float, default=0.0)
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         jira_port=args.jira_port,
         pagerduty_port=args.pagerduty_port,
         slack_port=args.slack_port,
+        productboard_port=args.productboard_port,
     )
     with sandbox:
         print(f"zendesk: {sandbox.zendesk_url}  (ZENPY_FORCE_SCHEME=http "
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagerduty: {sandbox.pagerduty_url}  (https; http.verify_tls: "
               f"{sandbox.ca_bundle})", flush=True)
         print(f"slack:   {sandbox.slack_url}", flush=True)
+        print(f"productboard: {sandbox.productboard_url}", flush=True)
         print("Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["Fault", "FaultInjector", "LoggedRequest", "RequestLog"]
 
-VENDORS = ("zendesk", "jira", "pagerduty", "slack")
+VENDORS = ("zendesk", "jira", "pagerduty", "slack", "productboard")
 KINDS = ("status", "reset_after_commit", "hold", "delay")
 PHASES = ("before", "after")
 

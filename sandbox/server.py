@@ -33,6 +33,7 @@ from sandbox.base import Request, Response, VendorApp
 from sandbox.faults import Fault, FaultInjector, LoggedRequest, RequestLog
 from sandbox.jira import JiraState
 from sandbox.pagerduty import PagerDutyState
+from sandbox.productboard import ProductboardState
 from sandbox.slack import SlackState
 from sandbox.zendesk import ZendeskState
 
@@ -262,7 +263,8 @@ class Sandbox:
     ``zendesk`` / ``jira`` are the vendor states (seed and inspect them directly), ``faults`` the
     fault injector, ``requests`` the log of every request received. ``pagerduty`` is the
     PagerDuty Events API stand-in, served over HTTPS (``pagerduty_url``; trust ``ca_bundle``).
-    ``slack`` is the Slack Web API stand-in (``slack_url``).
+    ``slack`` is the Slack Web API stand-in (``slack_url``). ``productboard`` is the
+    Productboard Public API v2 stand-in (``productboard_url``).
     """
 
     def __init__(
@@ -276,6 +278,7 @@ class Sandbox:
         jira_port: int = 0,
         pagerduty_port: int = 0,
         slack_port: int = 0,
+        productboard_port: int = 0,
     ) -> None:
         self.faults = FaultInjector()
         self.requests = RequestLog()
@@ -290,6 +293,8 @@ class Sandbox:
         self._ports["pagerduty"] = pagerduty_port
         self.slack = SlackState()
         self._ports["slack"] = slack_port
+        self.productboard = ProductboardState()
+        self._ports["productboard"] = productboard_port
         self._tls: ssl.SSLContext | None = None
         self._ca_path: str | None = None
         self._servers: dict[str, _VendorServer] = {}
@@ -302,6 +307,7 @@ class Sandbox:
         apps: dict[str, VendorApp] = {"zendesk": self.zendesk, "jira": self.jira}
         apps["pagerduty"] = self.pagerduty
         apps["slack"] = self.slack
+        apps["productboard"] = self.productboard
         try:
             for vendor, app in apps.items():
                 tls = self._tls_context() if vendor in _TLS_VENDORS else None
@@ -405,6 +411,12 @@ class Sandbox:
         """Web API base URL of the Slack stand-in, ``http://127.0.0.1:PORT/api/`` (the
         ``base_url`` of ``slack_sdk.WebClient``)."""
         return self._url("slack") + "/api/"
+
+    @property
+    def productboard_url(self) -> str:
+        """Base URL of the Productboard stand-in, ``http://127.0.0.1:PORT`` (the ``base_url``
+        of ``connectors.productboard``; the API lives under ``/v2``)."""
+        return self._url("productboard")
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -34,7 +34,13 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connectors.settings import JiraSettings, PagerDutySettings, SlackSettings, ZendeskSettings
+from connectors.settings import (
+    JiraSettings,
+    PagerDutySettings,
+    ProductboardSettings,
+    SlackSettings,
+    ZendeskSettings,
+)
 from rules import RuleSet, load_rules
 from rules.source import Positions, Problem, ProblemsError, load_yaml
 
@@ -153,6 +159,7 @@ class ConnectorsSettings(_Model):
     jira: JiraSettings
     pagerduty: PagerDutySettings | None = None
     slack: SlackSettings | None = None
+    productboard: ProductboardSettings | None = None
 
 
 #: The connector each vendor's actions need (the Zendesk and Jira ones are always configured).

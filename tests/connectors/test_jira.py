@@ -26,6 +26,7 @@ from connectors.errors import (
 from connectors.jira import JiraConnector
 from connectors.models import BugDraft, IssueRef, RemoteLink
 from connectors.pagerduty import PagerDutyConnector
+from connectors.productboard import ProductboardConnector
 from connectors.slack import SlackConnector
 from connectors.zendesk import ZendeskConnector
 from tests.connectors.support import JIRA, JIRA_TOKEN, jira_settings, load
@@ -61,7 +62,8 @@ def calls_to(rsps: responses.RequestsMock, url: str) -> list[Any]:
 
 def test_registry_names_every_connector_by_its_name() -> None:
     assert {"zendesk": ZendeskConnector, "jira": JiraConnector,
-            "pagerduty": PagerDutyConnector, "slack": SlackConnector} == CONNECTORS
+            "pagerduty": PagerDutyConnector, "slack": SlackConnector,
+            "productboard": ProductboardConnector} == CONNECTORS
     assert all(name == cls.name for name, cls in CONNECTORS.items())
 
 
