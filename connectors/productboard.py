@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from connectors.cache import TtlCache
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -78,6 +79,8 @@ FEATURE_TYPES = frozenset({"feature", "subfeature"})
 MISSING_CUSTOMER = "resource.notFound"
 MISSING_TAG = "selectOption.notFound"
 TAGS_PATH = "/v2/entities/fields/tags/values"
+#: Feature names kept at most by the find_feature cache.
+FEATURE_CACHE_SIZE = 20_000
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
@@ -161,6 +164,8 @@ class ProductboardConnector:
         self._session.headers["Accept"] = "application/json"
         self._lock = threading.Lock()
         self._tags: dict[str, str] | None = None  # normalised name -> name, once read
+        self._features: TtlCache[str, PBFeature | None] = TtlCache(
+            settings.feature_cache_seconds, FEATURE_CACHE_SIZE)
 
     def close(self) -> None:
         """Close the HTTP session (its pooled connections)."""
@@ -289,13 +294,28 @@ class ProductboardConnector:
 
     def find_feature(self, name: str) -> PBFeature | None:
         """The feature named ``name`` (case-insensitive, surrounding spaces ignored), or None;
-        an unarchived one first. Pages through the features (see :meth:`iter_features`)."""
+        an unarchived one first.
+
+        Pages through the features (:meth:`iter_features`) and keeps every name it saw for
+        ``feature_cache_seconds``: a feature found may carry a status that old (read it with
+        :meth:`get_feature`), and one created meanwhile is found once the entry expires.
+        """
         wanted = _normal(name) if isinstance(name, str) else ""
         if not wanted:
             return None
-        matches = [f for f in self.iter_features() if _normal(f.name) == wanted]
-        matches.sort(key=lambda f: bool(f.archived))
-        return matches[0] if matches else None
+        hit, cached = self._features.lookup(wanted)
+        if hit:
+            return cached
+        by_name: dict[str, PBFeature] = {}
+        for feature in self.iter_features():
+            key = _normal(feature.name)
+            if key not in by_name or (by_name[key].archived and not feature.archived):
+                by_name[key] = feature
+        for key, feature in by_name.items():
+            self._features.put(key, feature)
+        found = by_name.get(wanted)
+        self._features.put(wanted, found)
+        return found
 
     def get_feature(self, feature_id: str) -> PBFeature:
         """Read a feature (``GET /v2/entities/{id}``): its name, status and link.

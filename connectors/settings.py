@@ -293,6 +293,11 @@ class ProductboardSettings(_Model):
         description="a tag the workspace does not have yet is created as a tag value (as "
         "Productboard's own integrations do); false: such tags are left off the note",
     )
+    feature_cache_seconds: float = Field(
+        300.0, ge=0,
+        description="how long find_feature reuses the feature list it paged through (names "
+        "to features, in memory); 0 pages through the features on every call",
+    )
     http: HttpSettings = HttpSettings()
 
     @field_validator("token")

@@ -557,6 +557,26 @@ def test_find_feature_matches_the_name_case_insensitively(
     assert connector.find_feature("") is None
 
 
+def test_find_feature_reuses_the_names_it_paged_through(
+    rsps: responses.RequestsMock, connector: ProductboardConnector, clock: FakeClock
+) -> None:
+    rsps.get(ENTITIES, json=load("productboard", "features_page1"),
+             match=[matchers.query_param_matcher({"type[]": "feature"})])
+    rsps.get(ENTITIES, json=load("productboard", "features_page2"),
+             match=[matchers.query_param_matcher({"pageCursor": "ZmVhdHVyZXMy"})])
+    assert connector.find_feature("CSV export") is not None
+    assert len(rsps.calls) == 2
+    found = connector.find_feature("dark mode")
+    assert found is not None and found.status == "Planned"
+    assert connector.find_feature("CSV EXPORT") is not None
+    assert len(rsps.calls) == 2  # every name of the listing was kept
+
+    uncached = ProductboardConnector(pb(feature_cache_seconds=0), sleep=clock.sleep)
+    uncached.find_feature("CSV export")
+    uncached.find_feature("CSV export")
+    assert len(rsps.calls) == 6
+
+
 def test_get_feature_reads_name_status_and_link(
     rsps: responses.RequestsMock, connector: ProductboardConnector
 ) -> None:
