@@ -7,6 +7,7 @@
     switchboard explain TICKET_ID [--config ...]            the decision log of one ticket
     switchboard backtest (--export FILE | --since DATE)      the rules over history, read-only
     switchboard diff OLD NEW (--export FILE | --since DATE)  decisions two rule sets disagree on
+    switchboard report [--since 7d] [--until DATE] [--out DIR] [--post]  the trend report
 
 Exit status: 0 success (`validate`: valid, even with lint warnings), 1 invalid config or rules
 (or, with `validate --strict`, any lint warning; or no events to explain), 2 usage error or
@@ -15,6 +16,10 @@ invalid event file (`test`), 3 failed to start.
 --since), 4 the history could not be read to the end (results partial, marked INCOMPLETE).
 `diff`: 0 done, 1 only with --exit-code when a decision changed (as `git diff --exit-code`),
 2 bad input (a side or the config that cannot be loaded, or as for backtest), 4 incomplete.
+`report`: 0 written (and, with --post, posted or found already posted), 1 invalid config,
+2 bad --since / --until (or --post without report.slack_channel), 3 the store cannot be read or
+the files cannot be written, 4 the files are written but the Slack post failed (the error says
+why: auth, not_in_channel, rate limited...).
 """
 
 from __future__ import annotations
@@ -189,6 +194,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     exit_code=args.exit_code)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from sync.report.command import run_report
+
+    config = _load(args.config)
+    return run_report(config, since=args.since, until=args.until, out=args.out, post=args.post)
+
+
 def _history_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--export", metavar="FILE",
@@ -222,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
          "incremental export), read-only; a table per rule and report files"),
         ("diff", cmd_diff, "run two rule sets (files, directories or git:REV) over the same "
          "history and list the decisions that change"),
+        ("report", cmd_report, "the trend report from the store (Markdown, HTML, PNG charts); "
+         "--post sends the summary and the main chart to report.slack_channel"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", default=DEFAULT_CONFIG,
@@ -257,6 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--exit-code", action="store_true",
                            help="exit 1 when any decision changed, like git diff --exit-code")
             p.set_defaults(config_error_status=2)
+        if name == "report":
+            p.add_argument("--since", metavar="SPAN|DATE",
+                           help="the period: a duration back from --until (90m, 24h, 7d, 2w) or "
+                           "a date (default: report.since)")
+            p.add_argument("--until", metavar="DATE",
+                           help="end of the period, exclusive: 2026-11-30 (midnight) or "
+                           "2026-11-30T09:00 in report.timezone, or with an offset (default: "
+                           "the start of the current hour)")
+            p.add_argument("--out", metavar="DIR",
+                           help="directory for the files (default: report.out_dir)")
+            p.add_argument("--post", action="store_true",
+                           help="post the summary and the main chart to report.slack_channel "
+                           "(once per period: a second run finds the first post)")
         if name == "demo":
             p.add_argument("--serve", action="store_true",
                            help="keep the hub and sandbox running after the sample")

@@ -20,6 +20,7 @@ __all__ = [
     "NewTicket",
     "Organization",
     "RemoteLink",
+    "SlackFile",
     "SlackMessage",
     "SlackPosted",
     "Ticket",
@@ -451,3 +452,14 @@ class SlackPosted:
     channel: str
     ts: str
     thread_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlackFile:
+    """A file Switchboard shared in a channel (files upload v2): its id, the channel's id, its
+    file name and title."""
+
+    id: str
+    channel: str
+    name: str
+    title: str

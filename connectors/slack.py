@@ -2,9 +2,12 @@
 
 :meth:`SlackConnector.post` writes a root message or a reply, :meth:`SlackConnector.update`
 rewrites a message in place, and :meth:`SlackConnector.find_by_key` finds a message whose answer
-was lost. Every message carries its action's idempotency key as message metadata
-(``event_type`` ``switchboard_intent``), so after an ambiguous failure the dispatcher looks for
-the key before posting again.
+was lost. :meth:`SlackConnector.upload_file` shares a file in a channel (files upload v2:
+``files.getUploadURLExternal``, the bytes to the returned URL, ``files.completeUploadExternal``)
+and :meth:`SlackConnector.find_file` finds one shared earlier by its file name. Every message
+carries its action's idempotency key as message metadata (``event_type``
+``switchboard_intent``), so after an ambiguous failure the dispatcher looks for the key before
+posting again.
 
 Pace: posts and updates wait on a per-channel :class:`~connectors.http.RateLimiter`
 (``messages_per_minute``; Slack allows about one message a second per channel), every other call
@@ -28,7 +31,7 @@ from slack_sdk.web.slack_response import SlackResponse
 
 from connectors.errors import FatalError, InvalidRequestError, NotFoundError
 from connectors.http import RateLimiter
-from connectors.models import SlackMessage, SlackPosted
+from connectors.models import SlackFile, SlackMessage, SlackPosted
 from connectors.settings import SlackSettings
 from connectors.slack_client import VENDOR, SlackClient
 
@@ -154,11 +157,13 @@ class SlackConnector:
         return _posted(data, channel_id, "chat.update")
 
     def find_by_key(
-        self, channel: str, key: str, *, thread_ts: str | None = None
+        self, channel: str, key: str, *, thread_ts: str | None = None,
+        oldest: float | None = None,
     ) -> SlackPosted | None:
         """The message carrying idempotency ``key``, or ``None``: for a root message, the
-        channel's history of the last ``find_lookback_seconds``; for a reply, the thread of
-        ``thread_ts``. Both read with ``include_all_metadata=true`` and follow every cursor.
+        channel's history since ``oldest`` (unix seconds; default: the last
+        ``find_lookback_seconds``); for a reply, the thread of ``thread_ts``. Both read with
+        ``include_all_metadata=true`` and follow every cursor.
 
         Caveats (api-notes/slack.md): Slack's reference says bot tokens may lack permission for
         ``conversations.replies`` on public and private channels (its scope pages list bot
@@ -172,11 +177,7 @@ class SlackConnector:
             raise InvalidRequestError(f"{VENDOR}: empty idempotency key", vendor=VENDOR)
         pages: Iterator[dict[str, Any]]
         if thread_ts is None:
-            oldest = f"{self._wall_clock() - self.settings.find_lookback_seconds:.6f}"
-            pages = self._pages("conversations.history", channel_id, lambda cursor: (
-                self._api.web.conversations_history(
-                    channel=channel_id, oldest=oldest, include_all_metadata=True,
-                    limit=PAGE_SIZE, cursor=cursor)))  # fmt: skip
+            pages = self._history(channel_id, oldest, metadata=True)
         else:
             pages = self._pages("conversations.replies", channel_id, lambda cursor: (
                 self._api.web.conversations_replies(
@@ -191,7 +192,83 @@ class SlackConnector:
                                        thread_ts=str(root) if root and root != ts else None)
         return None
 
+    # -- files -------------------------------------------------------------------------------
+
+    def upload_file(
+        self, channel: str, filename: str, content: bytes, *, title: str,
+        initial_comment: str | None = None, alt_text: str | None = None,
+        thread_ts: str | None = None,
+    ) -> SlackFile:
+        """Share ``content`` in ``channel`` as ``filename`` with files upload v2, the way
+        slack_sdk's ``files_upload_v2`` does it, one step at a time through the client (three
+        requests, three log lines): ``files.getUploadURLExternal`` (``filename``, ``length``,
+        ``alt_txt``), a POST of the raw bytes to the ``upload_url`` it returns, and
+        ``files.completeUploadExternal`` with ``files=[{"id", "title"}]``, ``channel_id`` and
+        ``initial_comment`` (the message introducing the file; ``thread_ts`` files it as a reply).
+
+        Not idempotent: Slack has no key for files. After an ambiguous failure, look for the
+        file with :meth:`find_file` before uploading again (Slack shares a completed upload
+        asynchronously, so a file completed a moment ago may not be listed yet).
+        Raises as the class docstring says; an empty ``content`` or ``filename`` is an
+        :class:`InvalidRequestError` before any request (Slack refuses a zero ``length``).
+        """
+        if not content:
+            raise InvalidRequestError(f"{VENDOR}: empty file {filename!r}", vendor=VENDOR)
+        if not filename.strip():
+            raise InvalidRequestError(f"{VENDOR}: a file needs a name", vendor=VENDOR)
+        channel_id = self.channel_id(channel)
+        ticket = self._api.call(
+            "files.getUploadURLExternal", channel_id, self._limiter,
+            lambda: self._api.web.files_getUploadURLExternal(
+                filename=filename, length=len(content), alt_txt=alt_text))  # fmt: skip
+        upload_url, file_id = ticket.get("upload_url"), ticket.get("file_id")
+        if not isinstance(upload_url, str) or not isinstance(file_id, str) or not file_id:
+            raise FatalError(f"{VENDOR}: files.getUploadURLExternal: answer has no upload_url "
+                             "or file_id", vendor=VENDOR)  # fmt: skip
+        self._api.upload(upload_url, content, self._limiter)
+        done = self._api.call(
+            "files.completeUploadExternal", channel_id, self._channel_limiter(channel_id),
+            lambda: self._api.web.files_completeUploadExternal(
+                files=[{"id": file_id, "title": title}], channel_id=channel_id,
+                initial_comment=initial_comment, thread_ts=thread_ts))  # fmt: skip
+        files = done.get("files")
+        if not isinstance(files, list) or not any(
+            isinstance(f, dict) and f.get("id") == file_id for f in files
+        ):
+            raise FatalError(f"{VENDOR}: files.completeUploadExternal: answer does not list "
+                             f"file {file_id}", vendor=VENDOR)  # fmt: skip
+        return SlackFile(id=file_id, channel=channel_id, name=filename, title=title)
+
+    def find_file(
+        self, channel: str, filename: str, *, oldest: float | None = None
+    ) -> SlackFile | None:
+        """A file named ``filename`` that the bot shared in ``channel`` since ``oldest`` (unix
+        seconds; default: the last ``find_lookback_seconds``), from the channel's history, or
+        ``None``. Replies in threads are not searched."""
+        channel_id = self.channel_id(channel)
+        for page in self._history(channel_id, oldest, metadata=False):
+            for item in page.get("messages") or ():
+                if not isinstance(item, dict) or not item.get("bot_id"):
+                    continue
+                for shared in item.get("files") or ():
+                    if isinstance(shared, dict) and shared.get("name") == filename \
+                            and shared.get("id"):
+                        return SlackFile(id=str(shared["id"]), channel=channel_id,
+                                         name=filename, title=str(shared.get("title") or ""))
+        return None
+
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _history(
+        self, channel_id: str, oldest: float | None, *, metadata: bool
+    ) -> Iterator[dict[str, Any]]:
+        since = self._wall_clock() - self.settings.find_lookback_seconds \
+            if oldest is None else oldest
+        start = f"{max(0.0, since):.6f}"
+        return self._pages("conversations.history", channel_id, lambda cursor: (
+            self._api.web.conversations_history(
+                channel=channel_id, oldest=start, include_all_metadata=metadata,
+                limit=PAGE_SIZE, cursor=cursor)))  # fmt: skip
 
     def _channel_limiter(self, channel_id: str) -> RateLimiter:
         with self._limiters_lock:

@@ -12,6 +12,9 @@ on ``switchboard.http`` and translates every failure into the :mod:`connectors.e
   the host.
 - TLS is verified, with the system's CAs or the CA bundle of ``http.verify_tls``.
 - The bot token never appears in a log line, an exception message or a repr.
+- A file's bytes go to the upload URL Slack hands out (files upload v2) through
+  :meth:`SlackClient.upload`, with the same proxy rule, TLS context, limiter, log line and error
+  translation; the URL itself (it carries an upload ticket) is never logged.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import HTTPSHandler, OpenerDirector, ProxyHandler, Request, build_opener
 
@@ -50,6 +53,8 @@ from connectors.http import USER_AGENT, RateLimiter
 from connectors.settings import SlackSettings
 
 VENDOR = "slack"
+#: How the upload to an ``upload_url`` (not a Web API method) is named in log lines.
+UPLOAD_STEP = "upload_url"
 log = logging.getLogger("switchboard.http")
 
 #: ``ok: false`` codes (HTTP 200) by class; any other code is an InvalidRequestError.
@@ -173,6 +178,58 @@ class SlackClient:
         self._log(method, channel, started, status=response.status_code)
         return data
 
+    def upload(self, url: str, content: bytes, limiter: RateLimiter) -> None:
+        """POST ``content`` as raw bytes to an ``upload_url`` of ``files.getUploadURLExternal``
+        (step 2 of files upload v2; Slack answers HTTP 200 when the bytes arrived).
+
+        slack_sdk's own step (``files_upload_v2``) opens the URL with the environment's proxy
+        whatever the host and turns any status but 200 into ``SlackRequestError``; this one keeps
+        loopback hosts off the proxy and raises the error tree like :meth:`call`: HTTP 429 ->
+        :class:`RateLimitedError`, 5xx or an answer lost after sending -> ambiguous
+        :class:`RetriableError`, other 4xx through ``error_for_status``, a URL that is not
+        https (http only on loopback) -> :class:`FatalError`.
+        """
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
+            raise FatalError(f"{VENDOR}: upload URL is not https", vendor=VENDOR)
+        method = UPLOAD_STEP
+        limiter.acquire()
+        started = time.monotonic()
+        request = Request(url, data=content, method="POST", headers={
+            "Content-Type": "application/octet-stream", "User-Agent": USER_AGENT})
+        handlers: list[Any] = [HTTPSHandler(context=self.web.ssl)]
+        if _is_loopback(host):
+            handlers.insert(0, ProxyHandler({}))
+        elif self.web.proxy:
+            handlers.insert(0, ProxyHandler({"http": self.web.proxy, "https": self.web.proxy}))
+        try:
+            with build_opener(*handlers).open(request, timeout=self.web.timeout) as resp:
+                resp.read()
+                status = int(resp.status)
+        except HTTPError as exc:
+            body = exc.read().decode("utf-8", "replace") if exc.fp is not None else ""
+            self._log(method, None, started, status=exc.code, error=f"HTTP {exc.code}")
+            error = error_for_status(VENDOR, exc.code, detail=self._redact(body)[:200],
+                                     retry_after=exc.headers.get("Retry-After"),
+                                     what="file upload")  # fmt: skip
+            if isinstance(error, RateLimitedError):
+                limiter.pause(error.retry_after)
+            raise error from exc
+        except URLError as exc:
+            reason = exc.reason if isinstance(exc.reason, BaseException) else exc
+            self._log(method, None, started, error=type(reason).__name__)
+            sent = not isinstance(reason, _NEVER_SENT)
+            raise self._transport("file upload", exc, reason, ambiguous=sent) from exc
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._log(method, None, started, error=type(exc).__name__)
+            raise self._transport("file upload", exc, exc, ambiguous=True) from exc
+        if status != 200:
+            self._log(method, None, started, status=status, error=f"HTTP {status}")
+            raise FatalError(f"{VENDOR}: file upload answered HTTP {status}, not 200",
+                             vendor=VENDOR, status=status)  # fmt: skip
+        self._log(method, None, started, status=status)
+
     def _api_error(self, where: str, response: SlackResponse) -> ConnectorError:
         status = response.status_code
         data = response.data if isinstance(response.data, dict) else {}
@@ -217,8 +274,9 @@ class SlackClient:
     ) -> None:
         elapsed_ms = round((time.monotonic() - started) * 1000)
         ok = error is None
+        path = "(upload_url)" if method == UPLOAD_STEP else f"/api/{method}"
         fields = {
-            "http_vendor": VENDOR, "http_method": "POST", "http_path": f"/api/{method}",
+            "http_vendor": VENDOR, "http_method": "POST", "http_path": path,
             "http_status": status, "http_elapsed_ms": elapsed_ms, "slack_method": method,
             "slack_channel": channel, "slack_ok": ok, "slack_error": error,
         }  # fmt: skip

@@ -58,17 +58,27 @@ class Request:
 
 @dataclass
 class Response:
-    """What to answer: a status, extra headers and a JSON-serialisable body (None: empty body)."""
+    """What to answer: a status, extra headers and a JSON-serialisable body (None: empty body;
+    ``bytes``: sent as they are, as ``text/plain``)."""
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
     def encoded(self) -> bytes:
-        """The body as UTF-8 JSON bytes (empty for None)."""
+        """The body as UTF-8 JSON bytes (empty for None; bytes as they are)."""
         if self.body is None:
             return b""
+        if isinstance(self.body, bytes):
+            return self.body
         return json.dumps(self.body, separators=(",", ":")).encode()
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type of a non-empty body."""
+        if isinstance(self.body, bytes):
+            return "text/plain; charset=utf-8"
+        return "application/json; charset=utf-8"
 
 
 class VendorApp(Protocol):

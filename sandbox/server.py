@@ -230,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = response.encoded()
         self.send_response(response.status, HTTPStatus(response.status).phrase)
         if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", response.content_type)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))

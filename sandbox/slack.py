@@ -2,7 +2,9 @@
 ``api-notes/slack.md``.
 
 Methods live under ``/api/``: ``auth.test``, ``conversations.list``, ``chat.postMessage``,
-``chat.update``, ``conversations.history``, ``conversations.replies``, ``chat.getPermalink``.
+``chat.update``, ``conversations.history``, ``conversations.replies``, ``chat.getPermalink``,
+and files upload v2 — ``files.getUploadURLExternal``, the bytes POSTed to the ``upload_url`` it
+hands out (``/upload/v1/<ticket>``), ``files.completeUploadExternal`` (``sandbox.slack_files``).
 Arguments come as a JSON body, a form-encoded body or query parameters, as slack_sdk sends them
 (it POSTs every method: JSON for ``chat.*`` writes, a form for the rest). Errors are **HTTP 200**
 ``{"ok": false, "error": "<code>"}``, except the pace limit: HTTP 429 ``ratelimited`` with
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from typing import Any
 from sandbox import slack_api as api
 from sandbox.base import Request, Response
 from sandbox.slack_api import Channel, SlackError
+from sandbox.slack_files import UPLOAD_PATH, FileStore
 
 __all__ = ["BOT_USER", "SlackError", "SlackState"]
 
@@ -35,6 +39,8 @@ DEFAULT_POST_RATE = (50.0, 100)
 _STATUS_ERRORS = {401: "invalid_auth", 403: "no_permission", 404: "unknown_method",
                   429: "ratelimited", 500: "internal_error",
                   503: "service_unavailable"}  # fmt: skip
+#: ``files.completeUploadExternal`` takes encoded conversation ids only (not user ids).
+_CONVERSATION_ID = re.compile(r"^[CGDZ][A-Z0-9]{8,}$")
 
 
 class SlackState:
@@ -55,6 +61,7 @@ class SlackState:
         self._last_us = 0
         self._rate = DEFAULT_POST_RATE
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._files = FileStore()
         self.add_channel("support-escalations")
         self.add_channel("support-outages")
 
@@ -120,10 +127,27 @@ class SlackState:
             ch = self._channel(channel, by_name=True)
             return self._view(ch.id, ts, True) if (ch.id, ts) in self._messages else None
 
+    def files(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every file shared (in ``channel``, id or name, when given), oldest first: ``id``,
+        ``name``, ``title``, ``length`` and ``alt_txt`` as announced, ``content`` (bytes),
+        ``channel`` (id), ``thread_ts``, ``initial_comment``, ``ts`` of the message that shares
+        it."""
+        with self.lock:
+            wanted = self._channel(channel, by_name=True).id if channel is not None else None
+            return [{"id": u.id, "name": u.filename, "title": u.title or u.filename,
+                     "length": u.length, "alt_txt": u.alt_txt, "content": u.content,
+                     "channel": u.channel, "thread_ts": u.thread_ts,
+                     "initial_comment": u.initial_comment, "ts": u.shared_ts}
+                    for u in self._files.all()
+                    if u.shared_ts is not None and (wanted is None or u.channel == wanted)]
+
     # -- HTTP ----------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        """Serve one Web API request."""
+        """Serve one Web API request (or the upload of a file's bytes to its upload URL)."""
+        if request.path.startswith(UPLOAD_PATH):
+            with self.lock:
+                return self._files.receive(request)
         method = request.path.removeprefix("/api/")
         route = _ROUTES.get(method) if request.path.startswith("/api/") else None
         try:
@@ -244,6 +268,45 @@ class SlackState:
             link += f"?thread_ts={record['thread_ts']}&cid={ch.id}"
         return {"channel": ch.id, "permalink": link}
 
+    def _upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._files.begin(args, self.base_url.removesuffix("api/"))
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        uploads = self._files.pending(args)
+        channel_id = args.get("channel_id")
+        channel: Channel | None = None
+        root: str | None = None
+        if channel_id:
+            if not _CONVERSATION_ID.match(str(channel_id)):
+                raise SlackError("invalid_arguments")
+            channel = self._channels.get(str(channel_id))
+            if channel is None or channel.archived:
+                raise SlackError("invalid_channel")
+            if not channel.member:
+                raise SlackError("not_in_channel")
+            if args.get("thread_ts"):
+                root = self._root_of(channel.id, str(args["thread_ts"]))
+            self._pace(channel.id)
+        comment = args.get("initial_comment")
+        views = []
+        for upload, title in uploads:
+            upload.title = title or upload.filename
+        if channel is not None:
+            ts = self._store(channel.id, {
+                "user": BOT_USER, "bot_id": BOT_ID, "text": str(comment or ""), "upload": True,
+                "display_as_bot": False,
+                "files": [u.view(BOT_USER, self.workspace_url) for u, _ in uploads],
+            }, root)  # fmt: skip
+            for upload, _ in uploads:
+                upload.channel, upload.thread_ts, upload.shared_ts = channel.id, root, ts
+                upload.initial_comment = None if comment is None else str(comment)
+        else:  # private to the uploader: no channel, nothing posted
+            for upload, _ in uploads:
+                upload.shared_ts = ""
+        for upload, _ in uploads:
+            views.append(upload.view(BOT_USER, self.workspace_url))
+        return {"files": views}
+
     # -- internals -----------------------------------------------------------------------------
 
     def _channel(self, ref: Any, *, by_name: bool = False) -> Channel:
@@ -318,4 +381,6 @@ _ROUTES: dict[str, Callable[[SlackState, dict[str, Any]], dict[str, Any]]] = {
     "conversations.history": SlackState._history,
     "conversations.replies": SlackState._replies_of,
     "chat.getPermalink": SlackState._permalink,
+    "files.getUploadURLExternal": SlackState._upload_url,
+    "files.completeUploadExternal": SlackState._complete_upload,
 }

@@ -43,6 +43,7 @@ from connectors.settings import (
 )
 from rules import RuleSet, load_rules
 from rules.source import Positions, Problem, ProblemsError, load_yaml
+from sync.report.settings import ReportSettings, report_problems
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -219,6 +220,7 @@ class AppConfig(BaseSettings):
     dispatcher: DispatcherSettings = DispatcherSettings()
     sandbox: SandboxSettings = SandboxSettings()
     connectors: ConnectorsSettings
+    report: ReportSettings = ReportSettings()
     rules_dir: str | None = None
     rules_reload_seconds: float = Field(
         2.0, ge=0,
@@ -340,6 +342,9 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
         if isinstance(zd, dict):
             user_fields = _names(zd.get("user_fields"))
             organization_fields = _names(zd.get("organization_fields"))
+
+    problems.extend(positions.problem(where, message, hint)
+                    for where, message, hint in report_problems(resolved, custom_fields))
 
     ruleset: RuleSet | None = None
     sources: list[tuple[Any, Positions]] = []

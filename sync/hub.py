@@ -5,7 +5,9 @@ acknowledging webhooks never waits for the workers' GIL). In the hub process: in
 events into decisions and intents; a pool of dispatcher workers per vendor executes intents;
 APScheduler runs the pollers (Zendesk's export; the Jira issues tickets are linked to), the lease
 heartbeat and the rules reload check (never overlapping:
-``max_instances=1``, ``coalesce=True``). Workers sleep on an event that the receiver (through a
+``max_instances=1``, ``coalesce=True``) and, when ``report.enabled``, the trend report on its
+cron schedule in its time zone (``sync.report``).
+Workers sleep on an event that the receiver (through a
 pipe) and the poller set when new work arrives, so an accepted webhook is acted on at once.
 """
 
@@ -137,6 +139,10 @@ class Hub:
             self._scheduler.add_job(self._reload_job, "interval", id="rules-reload",
                                     seconds=app.rules_reload_seconds, max_instances=1,
                                     coalesce=True)
+        if app.report.enabled:
+            from sync.report.command import schedule_report  # matplotlib: only when used
+
+            schedule_report(self._scheduler, app.report, self._report_job)
         self._scheduler.start()
         log.info("hub %s listening on http://%s:%s", self._id, app.receiver.host, self.port)
         log.info("rules revision %s (%s rules); %s", self.reloader.revision,
@@ -246,6 +252,27 @@ class Hub:
                 self._wake_inbox()
         except Exception:
             log.exception("jira poll failed; the next run retries from the saved time")
+
+    def _report_job(self) -> None:
+        try:
+            self.run_report_now()
+        except Exception:
+            log.exception("trend report failed; the next scheduled run tries again")
+
+    def run_report_now(self, now: datetime | None = None) -> Any:
+        """Run the scheduled trend report once in the caller's thread (tests, demo) as of
+        ``now`` (default: the clock): the files in ``report.out_dir``, the post to
+        ``report.slack_channel``; returns the files written."""
+        from sync.report.command import run_scheduled
+
+        return run_scheduled(self.config, self.slack, now=now)
+
+    def next_report_time(self) -> datetime | None:
+        """When the scheduled trend report runs next (None: not scheduled or not started)."""
+        from sync.report.command import REPORT_JOB_ID
+
+        job = self._scheduler.get_job(REPORT_JOB_ID) if self._scheduler is not None else None
+        return None if job is None else job.next_run_time
 
     def poll_jira_now(self) -> int:
         """Run one Jira reconciliation poll in the caller's thread (tests); events stored."""
