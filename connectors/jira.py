@@ -34,7 +34,7 @@ from connectors.http import (
     install_hygiene,
     translate_transport_errors,
 )
-from connectors.models import BugDraft, IssueRef, IssueState, RemoteLink
+from connectors.models import BugDraft, IssueRef, IssueState, RemoteLink, Transition
 from connectors.settings import JiraSettings
 
 VENDOR = "jira"
@@ -145,6 +145,58 @@ class JiraConnector:
         with translate_transport_errors(VENDOR, f"get issue {key}"):
             issue = client.issue(key, fields="status")
         return self._ref(issue.raw, f"get issue {key}")
+
+    def read_state(self, key: str) -> IssueState:
+        """Read what Switchboard follows of an issue — status, resolution, priority, fix
+        versions, ``updated`` (one ``GET /rest/api/2/issue/{key}?fields=...``)."""
+        key = _issue_key(key)
+        client = self._jira()
+        with translate_transport_errors(VENDOR, f"read issue {key}"):
+            issue = client.issue(key, fields=",".join(STATE_FIELDS))
+        return _state(issue.raw)
+
+    def transitions(self, issue_key: str) -> list[Transition]:
+        """The transitions Jira offers on the issue from its current status, to the account
+        Switchboard acts as (``GET /rest/api/2/issue/{key}/transitions``; an empty list when
+        the workflow offers none, or the account may not transition the issue)."""
+        key = _issue_key(issue_key)
+        client = self._jira()
+        with translate_transport_errors(VENDOR, f"list transitions of {key}"):
+            try:
+                found = client.transitions(key)
+            except (KeyError, TypeError):  # an answer without a "transitions" list
+                found = None
+        if not isinstance(found, list):
+            raise FatalError(f"{VENDOR}: transitions of {key}: no transitions list in the "
+                             "answer", vendor=VENDOR)
+        return [_transition(t) for t in found if isinstance(t, dict) and t.get("id")]
+
+    def transition_issue(self, issue_key: str, transition_id: str) -> None:
+        """Move an issue through one transition: exactly one
+        ``POST /rest/api/2/issue/{key}/transitions`` with ``{"transition": {"id": ...}}``
+        (Jira answers 204). A transition the issue's current status does not offer is a 400
+        (:class:`InvalidRequestError`)."""
+        key = _issue_key(issue_key)
+        if not str(transition_id).isdigit():
+            raise InvalidRequestError(f"{VENDOR}: invalid transition id {transition_id!r}",
+                                      vendor=VENDOR)
+        client = self._jira()
+        with translate_transport_errors(VENDOR, f"transition {key}"):
+            # An id, so the client does not first look a name up with another GET.
+            client.transition_issue(key, str(transition_id))
+
+    def set_priority(self, issue_key: str, priority: str) -> None:
+        """Set an issue's priority by name: exactly one ``PUT /rest/api/2/issue/{key}`` with
+        ``{"fields": {"priority": {"name": ...}}}`` (Jira answers 204; an unknown priority is a
+        400, :class:`InvalidRequestError`)."""
+        key = _issue_key(issue_key)
+        if not priority or not priority.strip():
+            raise InvalidRequestError(f"{VENDOR}: empty priority name", vendor=VENDOR)
+        client = self._jira()
+        url = f"{self.settings.url}/rest/api/2/issue/{quote(key, safe='')}"
+        body = {"fields": {"priority": {"name": priority}}}
+        with translate_transport_errors(VENDOR, f"set the priority of {key}"):
+            client._session.put(url, data=json.dumps(body))
 
     def upsert_remote_link(self, issue_key: str, link: RemoteLink) -> None:
         """Create or update (by ``global_id``) a remote link: exactly one
@@ -284,6 +336,15 @@ class JiraConnector:
 def _name(fields: dict[str, Any], key: str) -> str | None:
     value = fields.get(key)
     return str(value["name"]) if isinstance(value, dict) and value.get("name") else None
+
+
+def _transition(raw: dict[str, Any]) -> Transition:
+    to: dict[str, Any] = raw["to"] if isinstance(raw.get("to"), dict) else {}
+    category: dict[str, Any] = to["statusCategory"] \
+        if isinstance(to.get("statusCategory"), dict) else {}
+    return Transition(id=str(raw["id"]), name=str(raw.get("name") or ""),
+                      to_status=str(to.get("name") or ""),
+                      to_category=str(category["key"]) if category.get("key") else None)
 
 
 def _state(raw: Any) -> IssueState:

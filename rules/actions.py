@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "ACTIONS",
     "DEFAULT_BUG_DESCRIPTION",
+    "DEFAULT_PRIORITY_ORDER",
     "ESCALATION_ACTIONS",
     "ActionSpec",
     "JiraCommentParams",
@@ -19,7 +20,7 @@ __all__ = [
     "JiraImpactParams",
     "PagerDutyIncidentParams",
     "PagerDutyTriggerParams",
-    "SlackPostParams",
+    "PriorityThreshold",
     "SlackThreadParams",
     "ZendeskProblemParams",
     "ZendeskUpdateLinkedParams",
@@ -77,9 +78,29 @@ class JiraCreateOrLinkBugParams(_Params):
     priority: NonEmpty | None = None
     labels: list[NoSpaces] = Field(default_factory=list)
     dedupe_by: NonEmpty | None = None
-    when_done: Literal["new", "regression"] = Field(
-        "new", description="when the dedupe key's bug is Done: a new bug, or a new bug labelled "
-        "regression and linked to the Done one")
+    when_done: Literal["new", "regression", "reopen"] = Field(
+        "new", description="when the dedupe key's bug is Done: a new bug, a new bug labelled "
+        "regression and linked to the Done one, or the Done bug reopened (reopen_status)")
+    reopen_status: NonEmpty | None = Field(
+        None, description="when_done: reopen — the status to reopen the Done bug to, or the name "
+        "of the workflow transition that does it (e.g. Reopened)")
+    reopen_fallback: Literal["fail", "regression", "new"] | None = Field(
+        None, description="when_done: reopen — when Jira offers no such transition: fail (the "
+        "default: the intent is dead-lettered naming the transitions Jira offers), or open a "
+        "regression bug, or a new bug")
+
+    @model_validator(mode="after")
+    def _reopen_settings(self) -> JiraCreateOrLinkBugParams:
+        reopening = self.when_done == "reopen"
+        if reopening and self.reopen_status is None:
+            raise ValueError("when_done: reopen needs reopen_status (the status to reopen the "
+                             "Done bug to, or the name of the transition that does it)")
+        if not reopening:
+            extra = [name for name in ("reopen_status", "reopen_fallback")
+                     if getattr(self, name) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply with when_done: reopen")
+        return self
 
 
 ZendeskStatus = Literal["new", "open", "pending", "hold", "solved"]
@@ -165,15 +186,6 @@ class SlackThreadParams(_Params):
     incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
 
 
-class SlackPostParams(_Params):
-    """One message to a channel (an SLA warning to the team channel, say): posted once, found
-    by its key after an ambiguous failure rather than posted again. Not a thread: nothing is
-    kept up to date."""
-
-    channel: Channel
-    text: NonEmpty
-
-
 class ZendeskUpdateLinkedParams(_Params):
     """One change to every ticket linked to a Jira issue, in bulk (``update_many``).
 
@@ -201,12 +213,70 @@ class ZendeskUpdateLinkedParams(_Params):
         return self
 
 
+PriorityName = Annotated[str, StringConstraints(pattern=r"^\S(?:.{0,58}\S)?$")]
+#: Jira Cloud's default priority scheme, highest first.
+DEFAULT_PRIORITY_ORDER = ("Highest", "High", "Medium", "Low", "Lowest")
+
+
+class PriorityThreshold(_Params):
+    """One threshold of ``raise_priority``: ``tickets`` (at least that many linked tickets) or
+    ``tier`` (any linked ticket's organization has that plan tier), and the priority ``to``
+    raise the bug to once it is crossed."""
+
+    tickets: int | None = Field(None, ge=1, le=1_000_000,
+                                description="crossed at this many linked tickets")
+    tier: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="crossed when an organization of a linked ticket has this plan tier")
+    to: PriorityName = Field(description="the Jira priority to raise the bug to")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PriorityThreshold:
+        if (self.tickets is None) == (self.tier is None):
+            raise ValueError("a threshold names tickets (a count) or tier (a plan tier), "
+                             f"and not both: {self.model_dump(exclude_none=True)}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """How the crossing is recorded: ``tickets>=10``, ``tier=enterprise``."""
+        return f"tickets>={self.tickets}" if self.tickets is not None \
+            else f"tier={str(self.tier).casefold()}"
+
+
 class JiraImpactParams(_Params):
-    """The customer impact of a bug, on the bug: one comment, kept current in place."""
+    """The customer impact of a bug, on the bug: one comment, kept current in place; and,
+    with ``raise_priority``, the bug's priority raised (never lowered) when that impact crosses
+    a threshold — once per threshold."""
 
     issue: NonEmpty = Field(description="the Jira issue key, e.g. {{ jira.key }}")
     tier_field: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")] = Field(
         "plan_tier", description="the organization field that holds the plan tier")
+    raise_priority: list[PriorityThreshold] = Field(
+        default_factory=list, max_length=10,
+        description="thresholds that raise the bug's priority: [{tickets: 10, to: High}, "
+        "{tier: enterprise, to: Highest}]")
+    priority_order: list[PriorityName] = Field(
+        default_factory=lambda: list(DEFAULT_PRIORITY_ORDER), min_length=2, max_length=20,
+        description="the site's Jira priorities, highest first (raise only, never lower)")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> JiraImpactParams:
+        names = [p.casefold() for p in self.priority_order]
+        twice = sorted({p for p in self.priority_order if names.count(p.casefold()) > 1})
+        if twice:
+            raise ValueError(f"priority_order names {', '.join(twice)} more than once")
+        unknown = [t.to for t in self.raise_priority if t.to.casefold() not in names]
+        if unknown:
+            raise ValueError(f"raise_priority: {', '.join(repr(u) for u in unknown)} is not in "
+                             f"priority_order ({', '.join(self.priority_order)})")
+        keys = [t.key for t in self.raise_priority]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"raise_priority: the threshold {', '.join(repeated)} is given "
+                             "more than once")
+        if "priority_order" in self.model_fields_set and not self.raise_priority:
+            raise ValueError("priority_order only applies with raise_priority")
+        return self
 
 
 class JiraCommentParams(_Params):
@@ -265,7 +335,7 @@ ACTIONS: dict[str, ActionSpec] = {
             params=JiraCreateOrLinkBugParams,
             template_params=frozenset({"summary", "description", "priority", "dedupe_by"}),
             produces="jira",
-            result_fields=frozenset({"key", "id", "url", "created"}),
+            result_fields=frozenset({"key", "id", "url", "created", "reopened"}),
         ),
         ActionSpec(
             name="zendesk.update",
@@ -310,16 +380,6 @@ ACTIONS: dict[str, ActionSpec] = {
             template_params=frozenset({"title", "reply", "incident"}),
             produces="slack",
             result_fields=frozenset({"channel", "ts", "escalation"}),
-        ),
-        ActionSpec(
-            name="slack.post",
-            description=(
-                "Post one message to a Slack channel, once (its key travels in the message's"
-                " metadata; an ambiguous post is looked for before posting again)."
-            ),
-            params=SlackPostParams,
-            template_params=frozenset({"text"}),
-            without_ticket=True,
         ),
         ActionSpec(
             name="zendesk.update_linked",

@@ -5,6 +5,12 @@ Search lag: every write records a version of the issue; ``/search/jql`` sees, fo
 the latest version written at least ``search_lag`` seconds ago (an issue younger than that is
 invisible), except for issues named in ``reconcileIssues``, which are read at their current state.
 Tests simulate engineers with :meth:`JiraState.transition` and :meth:`JiraState.add_comment`.
+
+Workflow: the REST API moves an issue only through the transitions the workflow offers from its
+status (``sandbox.jira_workflow``; :meth:`JiraState.set_workflow`); :meth:`JiraState.transition`
+is an engineer's move and ignores it. Every status or priority change is kept in the issue's
+changelog (:meth:`JiraState.changelog`) with the account that made it — the API user's for REST
+writes — so that tests can build the webhook Jira would send.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox import jira_api, jql
-from sandbox.base import Request, Response, jira_timestamp, utc_now
+from sandbox.base import Request, Response, jira_timestamp, parse_timestamp, utc_now
 from sandbox.jira_api import JiraError, errors
 from sandbox.jira_issues import (
     CATEGORIES,
@@ -29,10 +35,18 @@ from sandbox.jira_issues import (
     render,
     view,
 )
+from sandbox.jira_workflow import (
+    DEFAULT_WORKFLOW,
+    WorkflowTransition,
+    offered,
+    render_transition,
+)
 
 _VERSIONS_KEPT = 50
+#: The account the simulated engineer acts as (tests' webhooks name it too).
+ENGINEER = "5b10ac8d82e05b22cc7d4ef5"
 
-__all__ = ["JiraError", "JiraState"]
+__all__ = ["ENGINEER", "JiraError", "JiraState"]
 
 class JiraState:
     """Projects and issues behind one lock. Tests may set ``clock`` and ``search_lag``."""
@@ -56,8 +70,10 @@ class JiraState:
         self._links: dict[str, list[dict[str, Any]]] = {}
         self._comments: dict[str, list[dict[str, Any]]] = {}
         self._issue_links: list[dict[str, str]] = []
+        self._workflow: tuple[WorkflowTransition, ...] = DEFAULT_WORKFLOW
+        self._changelog: dict[str, list[dict[str, Any]]] = {}
         self._status_ids = {"To Do": "10000", "In Progress": "3", "Done": "10001"}
-        self._next = {"issue": 10001, "link": 10000, "comment": 10000}
+        self._next = {"issue": 10001, "link": 10000, "comment": 10000, "changelog": 20000}
         self._credentials: tuple[str, str] | None = None
 
     # -- configuration -----------------------------------------------------------------------
@@ -71,6 +87,11 @@ class JiraState:
         """How long a write stays invisible to ``/search/jql`` (applies to past writes too)."""
         with self.lock:
             self.search_lag = seconds
+
+    def set_workflow(self, transitions: tuple[WorkflowTransition, ...]) -> None:
+        """Replace the workflow the REST API's transitions follow."""
+        with self.lock:
+            self._workflow = tuple(transitions)
 
     def require_credentials(self, email: str, token: str) -> None:
         """Accept only this email/API-token pair (by default any non-empty pair is accepted)."""
@@ -177,8 +198,10 @@ class JiraState:
             url = f"{self.base_url}/rest/api/2/issue/{issue_id}"
             return {"id": issue_id, "key": key, "self": url}
 
-    def edit_issue(self, id_or_key: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Edit fields as ``PUT /issue/{key}`` does; returns the issue JSON. Raises JiraError."""
+    def edit_issue(self, id_or_key: str, fields: dict[str, Any], *,
+                   account_id: str = ENGINEER) -> dict[str, Any]:
+        """Edit fields as ``PUT /issue/{key}`` does (by default as an engineer; the API edits
+        as the API user); returns the issue JSON. Raises JiraError."""
         with self.lock:
             record = self._find(id_or_key)
             problems = check_fields(fields, creating=False, project_known=self._known)
@@ -187,6 +210,7 @@ class JiraState:
                     problems[name] = f"Field '{name}' cannot be changed by the sandbox."
             if problems:
                 raise JiraError(400, {"errorMessages": [], "errors": problems})
+            before = record["priority"]
             for name, value in fields.items():
                 if name == "priority":
                     record["priority"] = named(value, PRIORITIES) if value else "Medium"
@@ -197,6 +221,7 @@ class JiraState:
                 else:
                     record["extra"][name] = value
             self._touch(record)
+            self._log(record, account_id, "priority", PRIORITIES, before, record["priority"])
             return self.render(record)
 
     def delete_issue(self, id_or_key: str) -> None:
@@ -207,23 +232,104 @@ class JiraState:
             self._keys.pop(record["key"].upper(), None)
             self._versions.pop(record["id"], None)
 
-    def transition(self, id_or_key: str, status_name: str, category_key: str) -> dict[str, Any]:
+    def transition(self, id_or_key: str, status_name: str, category_key: str, *,
+                   account_id: str = ENGINEER) -> dict[str, Any]:
         """Simulate an engineer moving an issue to ``status_name`` in category ``category_key``
-        (``new`` / ``indeterminate`` / ``done``); returns the issue JSON."""
+        (``new`` / ``indeterminate`` / ``done``), whatever the workflow says; returns the issue
+        JSON."""
         if category_key not in CATEGORIES:
             raise ValueError(f"unknown category {category_key!r}; expected {list(CATEGORIES)}")
         with self.lock:
+            return self._move(self._find(id_or_key), status_name, category_key, account_id)
+
+    def _move(self, record: dict[str, Any], status_name: str, category_key: str,
+              account_id: str) -> dict[str, Any]:
+        before = record["status"]
+        record["status"], record["category"] = status_name, category_key
+        done = category_key == "done"
+        record["resolution"] = "Done" if done else None
+        record["resolutiondate"] = self.clock() if done else None
+        self._touch(record)
+        self._log(record, account_id, "status", None, before, status_name)
+        return self.render(record)
+
+    def _log(self, record: dict[str, Any], account_id: str, field: str,
+             ids: dict[str, str] | None, before: str, after: str) -> None:
+        """After a write (``_touch``): when ``field`` changed, a changelog entry."""
+        if before == after:
+            return
+        ident = (lambda name: ids.get(name)) if ids is not None else self._status_id
+        self._changelog.setdefault(record["id"], []).append({
+            "id": str(self._id("changelog")), "accountId": account_id,
+            "created": jira_timestamp(record["updated"]),
+            "items": [{"field": field, "fieldtype": "jira", "fieldId": field,
+                       "from": ident(before), "fromString": before,
+                       "to": ident(after), "toString": after}]})
+
+    def changelog(self, id_or_key: str) -> list[dict[str, Any]]:
+        """The issue's status and priority changes, oldest first: ``{"id", "accountId",
+        "created", "items": [...]}`` each (items as a webhook's ``changelog.items``)."""
+        with self.lock:
+            return copy.deepcopy(self._changelog.get(self._find(id_or_key)["id"], []))
+
+    def issue_updated_webhook(self, id_or_key: str, entry: int = -1) -> dict[str, Any]:
+        """The ``jira:issue_updated`` delivery Jira sends for changelog ``entry`` of an issue
+        (by default its latest): ``user`` is the account that made the change (the API user
+        for REST writes), ``issue`` the issue as it is now."""
+        with self.lock:
             record = self._find(id_or_key)
-            record["status"], record["category"] = status_name, category_key
-            done = category_key == "done"
-            record["resolution"] = "Done" if done else None
-            record["resolutiondate"] = self.clock() if done else None
-            self._touch(record)
-            return self.render(record)
+            change = self._changelog.get(record["id"], [])[entry]
+            account = change["accountId"]
+            name = "Switchboard" if account == self.account_id else "Sandbox Engineer"
+            at = parse_timestamp(change["created"])
+            return {
+                "timestamp": int(at.timestamp() * 1000), "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": "issue_generic",
+                "user": {"self": f"{self.base_url}/rest/api/2/user?accountId={account}",
+                         "accountId": account, "displayName": name, "active": True,
+                         "accountType": "atlassian"},
+                "issue": self.render(record),
+                "changelog": {"id": change["id"], "items": copy.deepcopy(change["items"])},
+            }  # fmt: skip
+
+    def transitions(self, id_or_key: str, transition_id: str | None = None) -> dict[str, Any]:
+        """``GET /issue/{key}/transitions``: what the workflow offers from the issue's status
+        (only ``transition_id``, or nothing, when one is asked for). Raises JiraError(404)."""
+        with self.lock:
+            record = self._find(id_or_key)
+            found = [t for t in offered(self._workflow, record["status"])
+                     if transition_id is None or t.id == str(transition_id)]
+            rendered = [render_transition(t, self.base_url, self._status_id(t.to),
+                                          CATEGORIES[t.category]) for t in found]
+            return {"expand": "transitions", "transitions": rendered}
+
+    def do_transition(self, id_or_key: str, body: dict[str, Any]) -> None:
+        """``POST /issue/{key}/transitions`` as the API user. Raises JiraError: 404 for an
+        unknown issue, 400 for a missing transition, one the issue's status does not offer, or
+        fields (this workflow's transitions have no screen)."""
+        with self.lock:
+            record = self._find(id_or_key)
+            transition = body.get("transition")
+            ident = transition.get("id") if isinstance(transition, dict) else None
+            if ident is None or str(ident).strip() == "":
+                raise JiraError(400, errors("You must specify a transition to perform."))
+            chosen = next((t for t in offered(self._workflow, record["status"])
+                           if t.id == str(ident)), None)
+            if chosen is None:
+                raise JiraError(400, errors(f"Transition id '{ident}' is not valid for this "
+                                            "issue."))
+            fields = body.get("fields") or {}
+            if not isinstance(fields, dict):
+                raise JiraError(400, errors("Operation value must be an object."))
+            if fields:
+                raise JiraError(400, {"errorMessages": [], "errors": {
+                    name: f"Field '{name}' cannot be set. It is not on the appropriate "
+                    "screen, or unknown." for name in fields}})
+            self._move(record, chosen.to, chosen.category, self.account_id)
 
     def add_comment(
         self, id_or_key: str, body: str, *, author_name: str = "Sandbox Engineer",
-        account_id: str = "5b10ac8d82e05b22cc7d4ef5",
+        account_id: str = ENGINEER,
     ) -> dict[str, Any]:  # fmt: skip
         """Add a comment (by default as an engineer; the API adds them as the API user)."""
         with self.lock:

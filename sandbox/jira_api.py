@@ -142,7 +142,15 @@ def _get_issue(state: JiraState, request: Request, match: re.Match[str]) -> Resp
 
 def _edit_issue(state: JiraState, request: Request, match: re.Match[str]) -> Response:
     fields = _body(request).get("fields") or {}
-    state.edit_issue(match.group(1), fields)
+    state.edit_issue(match.group(1), fields, account_id=state.account_id)
+    return Response(204)
+
+
+def _transitions(state: JiraState, request: Request, match: re.Match[str]) -> Response:
+    if request.method == "GET":
+        wanted = request.query.get("transitionId")
+        return Response(200, state.transitions(match.group(1), wanted[-1] if wanted else None))
+    state.do_transition(match.group(1), _body(request))
     return Response(204)
 
 
@@ -258,6 +266,7 @@ ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], Handler]] = [
     (("GET",), re.compile(_ISSUE + r"$"), _get_issue),
     (("PUT",), re.compile(_ISSUE + r"$"), _edit_issue),
     (("GET", "POST"), re.compile(_ISSUE + r"/remotelink$"), _remote_links),
+    (("GET", "POST"), re.compile(_ISSUE + r"/transitions$"), _transitions),
     (("GET", "POST"), re.compile(_ISSUE + r"/comment$"), _comments),
     (("PUT",), re.compile(_ISSUE + r"/comment/(\d+)$"), _edit_comment),
     (("POST",), re.compile(_V + r"/issueLink$"), _issue_link),

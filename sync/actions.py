@@ -7,7 +7,8 @@ a crash or an ambiguous failure at any point, so each step checks what already h
 
 ``jira.create_or_link_bug``
     1. an issue already recorded in the intent's progress, or the bug of its dedupe key if Jira
-       says it is still open (one read), is reused; 2. if a create may already have been sent
+       says it is still open (one read), is reused — with ``when_done: reopen`` a Done one is
+       reopened first (``sync.reopen``); 2. if a create may already have been sent
        (``create_sent`` in the progress), search for the intent's label, and search again after
        ``search_lag_seconds`` before concluding that nothing was created (Jira's search lags
        writes); 3. otherwise create the issue with that label; 4. upsert the ticket's remote
@@ -42,10 +43,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import ConflictError, NotFoundError, RetriableError
+from connectors.errors import ConfigurationError, ConflictError, NotFoundError, RetriableError
 from connectors.models import BugDraft, IssueRef, RemoteLink, Ticket, TicketUpdate, format_time
 from sync.links import BugRecord, add_link, find_bug, record_bug
 from sync.outbox import OutboxItem, set_progress
+from sync.reopen import reopen
 from sync.state import get_snapshot, put_snapshot, record_write
 from sync.store import Store
 
@@ -108,9 +110,9 @@ def _find_created(ctx: ActionContext, label: str) -> IssueRef | None:
 
 
 def _open_bug(ctx: ActionContext, project: str,
-              dedupe: str) -> tuple[IssueRef | None, str | None]:
-    """The bug recorded for this dedupe key if Jira still has it open, else the key of the Done
-    one (a new ticket with that key is a regression), if any."""
+              dedupe: str) -> tuple[IssueRef | None, IssueRef | None]:
+    """The bug recorded for this dedupe key if Jira still has it open, else the Done one (a
+    new ticket with that key is a regression), if any."""
     with ctx.store.read() as conn:
         bug = find_bug(conn, project, dedupe)
     if bug is None:
@@ -122,7 +124,28 @@ def _open_bug(ctx: ActionContext, project: str,
         log.warning("bug %s for %s/%s is gone (deleted, or no longer visible); a new bug will "
                     "be created", bug.jira_key, project, dedupe)
         return None, None
-    return (None, current.key) if current.is_done else (current, None)
+    return (None, current) if current.is_done else (current, None)
+
+
+def _when_done(ctx: ActionContext, done: IssueRef) -> IssueRef | None:
+    """What ``when_done`` makes of the dedupe key's Done bug: the bug reopened (``reopen``),
+    or nothing — a new bug follows, a regression one when so configured (noted in the
+    progress)."""
+    params = ctx.params
+    mode = params.get("when_done")
+    if mode == "reopen":
+        ctx.save_progress(reopen_of=done.key)
+        try:
+            return reopen(ctx, done, str(params.get("reopen_status") or ""))
+        except ConfigurationError as exc:
+            mode = params.get("reopen_fallback") or "fail"
+            if mode == "fail":
+                raise
+            log.warning("%s; falling back to a %s bug (reopen_fallback)", exc, mode)
+            ctx.save_progress(reopen_failed=str(exc))
+    if mode == "regression":
+        ctx.save_progress(regression_of=done.key)
+    return None
 
 
 def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
@@ -137,8 +160,12 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
         issue = IssueRef(**ctx.progress["issue"])
     if issue is None and dedupe:
         issue, done = _open_bug(ctx, project, dedupe)
-        if done is not None and params.get("when_done") == "regression":
-            ctx.save_progress(regression_of=done)
+        if done is not None:
+            issue = _when_done(ctx, done)
+        if issue is not None and ctx.progress.get("reopen_of") == issue.key:
+            # Reopened now — or by an earlier attempt, found open again after a crash: joined,
+            # never transitioned twice.
+            ctx.save_progress(issue=_issue_dict(issue), created=False, reopened=True)
     regression_of = ctx.progress.get("regression_of")
     if issue is None:
         if ctx.progress.get("create_sent"):
@@ -180,9 +207,12 @@ def create_or_link_bug(ctx: ActionContext) -> ActionOutcome:
     def commit(conn: sa.Connection) -> None:
         add_link(conn, int(ticket["id"]), "jira", linked.key, linked.url)
 
-    result = {**_issue_dict(issue), "created": created, "dedupe_key": dedupe}
+    result = {**_issue_dict(issue), "created": created, "dedupe_key": dedupe,
+              "reopened": bool(ctx.progress.get("reopened"))}
     if regression_of:
         result["regression_of"] = regression_of
+    if ctx.progress.get("reopen_failed"):
+        result["reopen_failed"] = ctx.progress["reopen_failed"]
     return ActionOutcome(result, commit)
 
 

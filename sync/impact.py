@@ -8,7 +8,8 @@ reads (cached); an edit is sent only when the text changed.
 
 The comment carries a marker (``switchboard-impact``): after an ambiguous failure of the create,
 the issue's comments are searched for it before creating again. Its id and the digest of its text
-are kept in the store (``cursors``, ``impact:<key>``).
+are kept in the store (``cursors``, ``impact:<key>``), with the thresholds of ``raise_priority``
+already crossed (``sync.impact_priority``: the bug's priority raised with its impact).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from connectors.errors import NotFoundError, RetriableError
 from connectors.models import Ticket
 from sync.actions import ActionContext, ActionOutcome
+from sync.impact_priority import raise_priority
 from sync.links import linked_tickets
 from sync.state import get_cursor, get_snapshot, set_cursor
 
@@ -130,10 +132,13 @@ def jira_impact(ctx: ActionContext) -> ActionOutcome:
     with ctx.store.read() as conn:
         tickets = _tickets(conn, issue)
         known = get_cursor(conn, name) or {}
+    result: dict[str, Any] = {"issue": issue, "tickets": len(tickets)}
+    priority = raise_priority(ctx, issue, name, tickets, ctx.params)
+    if priority is not None:
+        result["priority"] = priority
     text = impact_text(ctx, issue, tickets, str(ctx.params.get("tier_field") or "plan_tier"))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     comment_id = known.get("comment_id")
-    result: dict[str, Any] = {"issue": issue, "tickets": len(tickets)}
     if comment_id is not None and known.get("digest") == digest:
         return ActionOutcome({**result, "comment": comment_id, "changed": False})
     created = False
@@ -155,7 +160,10 @@ def jira_impact(ctx: ActionContext) -> ActionOutcome:
             created = True
 
     def commit(conn: sa.Connection) -> None:
-        set_cursor(conn, name, {"comment_id": comment_id, "digest": digest})
+        # The creation claim is done with; the priority crossings stay.
+        kept = {k: v for k, v in (get_cursor(conn, name) or {}).items()
+                if k not in ("creating", "creating_at")}
+        set_cursor(conn, name, {**kept, "comment_id": comment_id, "digest": digest})
 
     return ActionOutcome({**result, "comment": comment_id, "changed": True, "created": created},
                          commit)

@@ -9,6 +9,9 @@ A stored Jira event (``payload.style == "jira"``, written by ``POST /webhooks/ji
   are committed in ONE transaction, as for ticket events;
 - ``jira.comment.added`` for a new comment on such an issue, unless Switchboard wrote it (its
   author is the account Switchboard acts as: no ping-pong);
+- nothing for an update Switchboard made itself (its ``user`` is the account Switchboard acts
+  as: a reopened regression, a raised priority) — its state is recorded, so that the poll does
+  not report it either (``sync.jira_own``);
 - nothing, with the reason as the outcome, for an issue no ticket is linked to, an update that
   changed none of those fields, an event not newer than the state already processed (a webhook
   and the reconciliation poll, ``sync.jira_poller``, may report the same change), and an edited
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.jira_webhooks import JiraEvent
 from rules import EvalContext
 from sync import inbox as inbox_mod
+from sync.jira_own import take_own
 from sync.jira_poller import event_state, put_issue, stored_issue
 from sync.links import linked_tickets
 from sync.planning import decide_in, matched_summary
@@ -83,6 +87,13 @@ def _decide(processor: EventProcessor, item: inbox_mod.InboxItem, ctx: EvalConte
     return summary
 
 
+def _by_switchboard(processor: EventProcessor, event: JiraEvent) -> bool:
+    """Whether the account that made an issue update is the one Switchboard acts as."""
+    if not event.user_account_id or processor.jira is None:
+        return False
+    return bool(event.user_account_id == processor.jira.own_account_id())
+
+
 def _comment(processor: EventProcessor, item: inbox_mod.InboxItem, event: JiraEvent,
              what: str, tickets: int) -> str:
     """``jira.comment.added``, unless Switchboard wrote the comment itself (no ping-pong)."""
@@ -125,6 +136,14 @@ def process_jira(processor: EventProcessor, item: inbox_mod.InboxItem) -> str:
         # timestamp a little after the issue's `updated` the poll saw): once is enough.
         return processor._finish(item, "done", f"{what}: no newer state than already "
                                  "processed")
+    if event_type == "jira.issue.updated" and event.changes and _by_switchboard(processor, event):
+        changed = ", ".join(dict.fromkeys(c.field for c in event.changes))
+        with processor.store.write() as conn:
+            take_own(conn, event.issue_key, event.changes, all_own=True)
+            put_issue(conn, event.issue_key, event.issue_id, state, at)
+            inbox_mod.release(conn, item.id, "done", f"{what}: Switchboard's own change "
+                              f"({changed}); no rule runs", owner=item.owner)
+        return f"{what}: Switchboard's own change ({changed})"
     if event_type == "jira.issue.updated" and not event.changes:
         with processor.store.write() as conn:
             put_issue(conn, event.issue_key, event.issue_id, state, at)

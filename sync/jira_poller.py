@@ -15,6 +15,8 @@ both a webhook and a poll reaches the rules once.
   then halved until the missing ones are found; one that a read confirms is gone (404 — not an
   issue the account merely lost sight of) is reported as ``jira:issue_deleted`` (once
   processed, an issue is recorded as gone and never searched again).
+- A difference Switchboard made itself (a reopen, a raised priority: announced in
+  ``sync.jira_own`` before the write) is not reported; the state is recorded.
 - The time of the run is saved only after its events are stored: a failed run is redone.
 """
 
@@ -34,6 +36,7 @@ from connectors.jira_webhooks import FieldChange, FixVersion, JiraEvent
 from connectors.models import IssueState
 from sync import inbox
 from sync.config import JiraPollerSettings
+from sync.jira_own import take_own
 from sync.schema import jira_issues, links
 from sync.state import get_cursor, set_cursor
 from sync.store import Store, utcnow
@@ -189,8 +192,11 @@ class JiraPoller:
             return 0
         if known.updated >= state.updated or known.state == new:
             return 0
-        event = _event(state.key, state.id, new, state.updated,
-                       changes_between(known.state, new), "jira:issue_updated")
+        _, changes = take_own(conn, state.key, changes_between(known.state, new))
+        if not changes:  # only what Switchboard changed itself: recorded, not reported
+            put_issue(conn, state.key, state.id, new, state.updated)
+            return 0
+        event = _event(state.key, state.id, new, state.updated, changes, "jira:issue_updated")
         return self._store(conn, event, f"poll:{int(state.updated.timestamp() * 1000)}")
 
     def _gone(self, conn: sa.Connection, key: str) -> int:
