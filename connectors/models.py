@@ -23,6 +23,7 @@ __all__ = [
     "SlackFile",
     "SlackMessage",
     "SlackPosted",
+    "SlaMetric",
     "Ticket",
     "TicketPeople",
     "TicketUpdate",
@@ -105,8 +106,41 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class SlaMetric:
+    """One metric of the SLA policy Zendesk applies to a ticket (its ``slas.policy_metrics``,
+    present only when the ticket was read with ``include=slas``): the metric
+    (``first_reply_time``...), its stage (``active``, ``paused``, ``achieved``...) and when it
+    breaches (``None`` while paused, or once achieved)."""
+
+    metric: str
+    stage: str | None = None
+    breach_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "stage": self.stage,
+                "breach_at": format_time(self.breach_at) if self.breach_at else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SlaMetric:
+        """Inverse of :meth:`to_dict` (also reads Zendesk's own ``policy_metrics`` items).
+        Raises ``ValueError`` for an item with no metric or a bad ``breach_at``."""
+        metric = data.get("metric")
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"SLA metric without a name: {data!r}")
+        stage = data.get("stage")
+        return cls(metric=metric, stage=str(stage) if stage is not None else None,
+                   breach_at=parse_time(data.get("breach_at")))
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
-    """A Zendesk ticket as Switchboard sees it."""
+    """A Zendesk ticket as Switchboard sees it.
+
+    ``slas`` is Zendesk's SLA state of the ticket when it was read with ``include=slas`` (empty
+    otherwise); it is kept in snapshots (``to_dict`` has the key only when there is some) but
+    is not a ticket field rules diff.
+    """
+
 
     id: int
     updated_at: datetime
@@ -123,14 +157,16 @@ class Ticket:
     group_id: int | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     url: str | None = None
+    slas: tuple[SlaMetric, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "slas", tuple(self.slas))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, used for snapshots and the rules' field lookups."""
-        return {
+        data = {
             "id": self.id,
             "updated_at": format_time(self.updated_at),
             "created_at": format_time(self.created_at) if self.created_at else None,
@@ -147,6 +183,9 @@ class Ticket:
             "fields": dict(self.custom_fields),
             "url": self.url,
         }
+        if self.slas:
+            data["slas"] = [metric.to_dict() for metric in self.slas]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Ticket:
@@ -170,6 +209,7 @@ class Ticket:
             group_id=data.get("group_id"),
             custom_fields=data.get("fields") or {},
             url=data.get("url"),
+            slas=tuple(SlaMetric.from_dict(m) for m in data.get("slas") or ()),
         )
 
 

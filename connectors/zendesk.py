@@ -105,11 +105,15 @@ class ZendeskConnector:
         limiter: RateLimiter | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        include_slas: bool = False,
     ) -> None:
         """``session`` replaces the one built from ``settings`` (it should come from
         :func:`connectors.http.build_session`); ``clock`` (monotonic seconds) times the people
-        cache. Construction makes no network call."""
+        cache; ``include_slas`` asks Zendesk for each ticket's SLA state (``include=slas``) on
+        ticket reads and export pages (the SLA watch's ``sla.zendesk_slas``). Construction
+        makes no network call."""
         self.settings = settings
+        self.include_slas = include_slas
         self.limiter = limiter if limiter is not None else RateLimiter(settings.requests_per_minute)
         self._vendor_origin = f"https://{settings.subdomain}.zendesk.com"
         self._agent_base = settings.base_url or self._vendor_origin
@@ -155,6 +159,11 @@ class ZendeskConnector:
         """
         ticket_id = positive_id(ticket_id, "ticket id")
         what = f"get ticket {ticket_id}"
+        if self.include_slas:
+            url = self._client.tickets.endpoint(id=ticket_id, include=["slas"])
+            with _ticket_call(ticket_id, what):
+                data = self._get_json(url, what)
+            return self._ticket_from_json(_with_slas(data), what)
         with _ticket_call(ticket_id, what):
             result = self._client.tickets(id=ticket_id)
         return self._to_ticket(result, what)
@@ -170,7 +179,7 @@ class ZendeskConnector:
         ticket_id = positive_id(ticket_id, "ticket id")
         what = f"get ticket {ticket_id} with its requester and organization"
         data = self._show_with_people(ticket_id, what)
-        ticket = self._ticket_from_json(data.get("ticket"), what)
+        ticket = self._ticket_from_json(_with_slas(data), what)
         users, orgs = self._sideloaded(data, what)
         return ticket, self._resolve_people(ticket.requester_id, ticket.organization_id,
                                             users, orgs)
@@ -267,14 +276,16 @@ class ZendeskConnector:
             # zenpy's incremental() sends one request and returns a generator that holds that
             # page; it only fetches more when iterated past the page (following ``after_url``
             # verbatim, which would bypass our base URL logic), so we read the page and stop.
+            include = ["slas"] if self.include_slas else None
             if cursor is not None:
                 # zenpy joins query parameters without URL-encoding them; a base64 cursor's
                 # "+", "/" and "=" must be encoded here or Zendesk reads "+" as a space.
                 page = self._client.tickets.incremental(
-                    cursor=quote(cursor, safe=""), per_page=per_page
+                    cursor=quote(cursor, safe=""), per_page=per_page, include=include
                 )
             else:
-                page = self._client.tickets.incremental(start_time=start_time, per_page=per_page)
+                page = self._client.tickets.incremental(start_time=start_time, per_page=per_page,
+                                                        include=include)
         tickets = tuple(self._to_ticket(item, what) for item in (page.values or ()))
         after_cursor = getattr(page, "after_cursor", None)
         return ExportPage(
@@ -366,7 +377,8 @@ class ZendeskConnector:
     # -- people and raw reads ------------------------------------------------------------------
 
     def _show_with_people(self, ticket_id: int, what: str) -> Mapping[str, Any]:
-        url = self._client.tickets.endpoint(id=ticket_id, include=list(_PEOPLE_SIDELOADS))
+        include = [*_PEOPLE_SIDELOADS, *(["slas"] if self.include_slas else [])]
+        url = self._client.tickets.endpoint(id=ticket_id, include=include)
         with _ticket_call(ticket_id, what):
             return self._get_json(url, what)
 
@@ -469,6 +481,16 @@ class ZendeskConnector:
             raise FatalError(
                 f"{VENDOR}: {what}: malformed ticket", vendor=VENDOR, detail=str(exc)
             ) from exc
+
+
+def _with_slas(data: Mapping[str, Any]) -> object:
+    """The ``ticket`` of a show answer, with Zendesk's SLA state: inside the ticket, or side-
+    loaded next to it (third-party reports differ on where ``include=slas`` puts it)."""
+    ticket = data.get("ticket")
+    slas = data.get("slas")
+    if isinstance(ticket, Mapping) and "slas" not in ticket and isinstance(slas, Mapping):
+        return {**ticket, "slas": slas}
+    return ticket
 
 
 def _cached(cache: TtlCache[int, R | None], key: int, read: Callable[[int], R | None]) -> R | None:

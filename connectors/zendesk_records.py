@@ -21,7 +21,7 @@ __all__ = [
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from connectors.models import Comment, Organization, Ticket, User, parse_time
+from connectors.models import Comment, Organization, SlaMetric, Ticket, User, parse_time
 
 _SCALARS = (str, int, float, bool)
 
@@ -33,8 +33,9 @@ def ticket_from_api(
 
     Custom fields are keyed by the configured *name* (reverse of ``field_ids``); fields with an
     unconfigured id are dropped. ``url`` is the agent UI URL under ``agent_url_base``. Ids given
-    as strings (webhooks) are accepted; status, priority and type are lower-cased. Raises
-    ``ValueError`` when ``id`` or ``updated_at`` is missing or malformed.
+    as strings (webhooks) are accepted; status, priority and type are lower-cased; Zendesk's
+    SLA state (``slas.policy_metrics``, with ``include=slas``) is kept. Raises ``ValueError``
+    when ``id`` or ``updated_at`` is missing or malformed.
     """
     ticket_id = positive_id(data.get("id"), "ticket id")
     updated_at = parse_time(data.get("updated_at"))
@@ -70,7 +71,25 @@ def ticket_from_api(
         group_id=_optional_id(data.get("group_id")),
         custom_fields=custom,
         url=f"{agent_url_base.rstrip('/')}/agent/tickets/{ticket_id}",
+        slas=_slas(data.get("slas")),
     )
+
+
+def _slas(value: object) -> tuple[SlaMetric, ...]:
+    """Zendesk's SLA state of a ticket (``slas.policy_metrics``, present when it was read with
+    ``include=slas``). Lenient: an item that cannot be read is left out, never the ticket."""
+    if not isinstance(value, Mapping):
+        return ()
+    items = value.get("policy_metrics")
+    metrics: list[SlaMetric] = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            metrics.append(SlaMetric.from_dict(item))
+        except ValueError:
+            continue
+    return tuple(metrics)
 
 
 def positive_id(value: object, what: str = "id") -> int:

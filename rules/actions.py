@@ -21,6 +21,7 @@ __all__ = [
     "PagerDutyIncidentParams",
     "PagerDutyTriggerParams",
     "PriorityThreshold",
+    "SlackPostParams",
     "SlackThreadParams",
     "ZendeskProblemParams",
     "ZendeskUpdateLinkedParams",
@@ -184,6 +185,15 @@ class SlackThreadParams(_Params):
     title: NonEmpty = "Ticket #{{ ticket.id }}: {{ ticket.subject }}"
     reply: NonEmpty | None = None
     incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
+
+
+class SlackPostParams(_Params):
+    """One message to a channel (an SLA warning to the team channel, say): posted once, found
+    by its key after an ambiguous failure rather than posted again. Not a thread: nothing is
+    kept up to date."""
+
+    channel: Channel
+    text: NonEmpty
 
 
 class ZendeskUpdateLinkedParams(_Params):
@@ -380,6 +390,16 @@ ACTIONS: dict[str, ActionSpec] = {
             template_params=frozenset({"title", "reply", "incident"}),
             produces="slack",
             result_fields=frozenset({"channel", "ts", "escalation"}),
+        ),
+        ActionSpec(
+            name="slack.post",
+            description=(
+                "Post one message to a Slack channel, once (its key travels in the message's"
+                " metadata; an ambiguous post is looked for before posting again)."
+            ),
+            params=SlackPostParams,
+            template_params=frozenset({"text"}),
+            without_ticket=True,
         ),
         ActionSpec(
             name="zendesk.update_linked",

@@ -15,6 +15,7 @@ __all__ = [
     "LINK_KINDS",
     "ORGANIZATION_KEYS",
     "REQUESTER_KEYS",
+    "SLA_KEYS",
     "Change",
     "EvalContext",
     "blank_person",
@@ -39,6 +40,9 @@ COMMENT_KEYS: tuple[str, ...] = ("id", "body", "public", "author_id", "created_a
 #: Keys of ``incident`` (a PagerDuty webhook event about an incident Switchboard opened).
 INCIDENT_KEYS: tuple[str, ...] = ("id", "number", "key", "status", "title", "url", "urgency",
                                   "service", "agent", "note")
+#: Keys of ``sla`` (an ``sla.warning`` / ``sla.breached`` event raised by the SLA watch).
+SLA_KEYS: tuple[str, ...] = ("target", "due_at", "minutes_left", "minutes_over", "priority",
+                             "plan", "source")
 #: Keys of ``issue`` (a Jira webhook event about an issue tickets are linked to).
 ISSUE_KEYS: tuple[str, ...] = ("key", "id", "url", "status", "previous_status", "resolution",
                                "priority", "fix_versions", "released", "changed", "agent",
@@ -118,7 +122,9 @@ class EvalContext:
     ``incident`` (:data:`INCIDENT_KEYS`) for the ``pagerduty.incident.*`` events only, whose
     ``ticket`` is the one the escalation was opened for; ``issue`` (:data:`ISSUE_KEYS`) for the
     ``jira.*`` events only, which are about an issue, not one ticket (``ticket`` is empty;
-    ``links.jira`` names the issue); ``jira_comment`` for ``jira.comment.added`` only.
+    ``links.jira`` names the issue); ``jira_comment`` for ``jira.comment.added`` only;
+    ``sla`` (:data:`SLA_KEYS`) for the ``sla.*`` events only, whose ``ticket`` is the ticket's
+    stored state.
     """
 
     event_type: str
@@ -133,6 +139,7 @@ class EvalContext:
     incident: Mapping[str, Any] | None = None
     issue: Mapping[str, Any] | None = None
     jira_comment: Mapping[str, Any] | None = None
+    sla: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -141,7 +148,7 @@ class EvalContext:
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
         for name in ("requester", "organization", "comment", "incident", "issue",
-                     "jira_comment"):
+                     "jira_comment", "sla"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(value))
@@ -203,4 +210,6 @@ class EvalContext:
             out["issue"] = _plain(self.issue)
         if self.jira_comment is not None:
             out["jira_comment"] = _plain(self.jira_comment)
+        if self.sla is not None:
+            out["sla"] = _plain(self.sla)
         return out

@@ -19,6 +19,7 @@ __all__ = [
     "EVENT_TYPES",
     "INCIDENT_EVENT_FIELDS",
     "ISSUE_EVENT_FIELDS",
+    "SLA_EVENT_FIELDS",
     "TICKET_FIELDS",
     "EventType",
     "carried_by",
@@ -136,6 +137,27 @@ EVENT_TYPES["jira.comment.added"] = EventType(
     "`jira_comment` holds the comment, `issue` the issue (as the webhook carries it: key, "
     "status, priority). Comments Switchboard wrote itself do not come back as events.",
     (*ISSUE_EVENT_FIELDS, "jira_comment.*"),
+)
+
+
+#: What an SLA watch event carries: the ticket as the store last saw it (no ``changes``: the
+#: event is about time passing, not a change), its people, links, and the ``sla`` target.
+SLA_EVENT_FIELDS: tuple[str, ...] = (
+    "ticket.*", "links.*", "event.*", "requester.*", "organization.*", "sla.*",
+)
+
+EVENT_TYPES["sla.warning"] = EventType(
+    "sla.warning",
+    "The SLA watch found an open ticket whose SLA target (first reply or resolution) is due "
+    "within `sla.warn_before`: once per ticket, target and due time. `sla` holds the target "
+    "(`sla.minutes_left`); `ticket` is the ticket as Switchboard last stored it.",
+    SLA_EVENT_FIELDS,
+)
+EVENT_TYPES["sla.breached"] = EventType(
+    "sla.breached",
+    "The SLA watch found an open ticket past the due time of an SLA target: once per ticket, "
+    "target and due time. `sla` holds the target (`sla.minutes_over`).",
+    SLA_EVENT_FIELDS,
 )
 
 

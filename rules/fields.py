@@ -9,7 +9,8 @@ is checked against it), gives templates their schema, and tells the worker what 
 
 Roots: ``ticket`` (core and custom fields), ``changes`` (``changes.<field>.from`` / ``.to`` for
 every ticket field that can change), ``links``, ``event``, ``requester``, ``organization`` and
-``comment`` (``ticket.comment_added`` only).
+``comment`` (``ticket.comment_added`` only), and the roots of other events' own data
+(``incident``, ``issue``, ``jira_comment``, ``sla``).
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ JIRA_COMMENT_FIELDS: tuple[FieldSpec, ...] = (
               ("true", "false")),
 )
 
+SLA_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("sla.target", FieldKind.ENUM, "Which SLA target: first reply or resolution.",
+              ("first_reply", "resolution")),
+    FieldSpec("sla.due_at", FieldKind.TIME, "When the target is due (ISO-8601 UTC)."),
+    FieldSpec("sla.minutes_left", FieldKind.ID,
+              "Whole minutes left to the due time when the scan raised it (sla.warning; null "
+              "on sla.breached)."),
+    FieldSpec("sla.minutes_over", FieldKind.ID,
+              "Whole minutes past the due time when the scan raised it (sla.breached; null on "
+              "sla.warning)."),
+    FieldSpec("sla.priority", FieldKind.ENUM, "The ticket's priority the target is for.",
+              PRIORITIES),
+    FieldSpec("sla.plan", FieldKind.TEXT,
+              "The organization's plan tier the target is for (null: none or not read)."),
+    FieldSpec("sla.source", FieldKind.ENUM,
+              "Where the due time comes from: config (sla.targets) or zendesk (its SLA policy).",
+              ("config", "zendesk")),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
 CHANGES_PREFIX = "changes."
 #: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
@@ -192,7 +212,7 @@ CONFIGURED: dict[str, tuple[str, str]] = {
 _NO_CHANGES = frozenset({"id", "updated_at", "url"})
 #: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
 EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident",
-                            "issue", "jira_comment"})
+                            "issue", "jira_comment", "sla"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -252,6 +272,7 @@ class FieldRegistry:
         specs += INCIDENT_FIELDS
         specs += ISSUE_FIELDS
         specs += JIRA_COMMENT_FIELDS
+        specs += SLA_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -390,6 +411,7 @@ _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "incident": lambda ctx: ctx.incident,
     "issue": lambda ctx: ctx.issue,
     "jira_comment": lambda ctx: ctx.jira_comment,
+    "sla": lambda ctx: ctx.sla,
 }
 
 

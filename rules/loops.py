@@ -22,9 +22,11 @@ from .operators import Op
 
 BUG = "jira.create_or_link_bug"
 UPDATE = "zendesk.update"
-#: Event types a write cannot bring about on a later event: a ticket's first event, and events
-#: that need a person's change (Switchboard's own status write and notes are subtracted).
-GATED_EVENTS = frozenset({"ticket.created", "ticket.solved", "ticket.comment_added"})
+#: Event types a write cannot bring about on a later event: a ticket's first event, events
+#: that need a person's change (Switchboard's own status write and notes are subtracted), and
+#: the SLA watch's events (raised by the clock, once per ticket, target and due time).
+GATED_EVENTS = frozenset({"ticket.created", "ticket.solved", "ticket.comment_added",
+                          "sla.warning", "sla.breached"})
 #: Field roots that describe one event, not the ticket's lasting state.
 PER_EVENT_ROOTS = frozenset({"event", "changes", "comment"})
 #: Each rule id's condition as :func:`~rules.consistency.disjuncts` (``None``: too complex).

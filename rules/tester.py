@@ -16,7 +16,9 @@ An event file is one JSON object::
                     "fields": {"seats": 250}},                # optional; User.to_dict() shape
       "organization": {"name": "Globex", "tags": [], "fields": {"plan_tier": "enterprise"}},
       "comment": {"body": "Any news?", "public": true,        # ticket.comment_added only
-                  "author_id": 7, "created_at": "2026-01-05T10:00:00Z"}
+                  "author_id": 7, "created_at": "2026-01-05T10:00:00Z"},
+      "sla": {"target": "resolution", "minutes_left": 30,      # sla.* events only
+              "due_at": "2026-01-05T14:00:00Z", "source": "config"}
     }
 
 :func:`parse_event` validates it (every problem at once, :class:`EventFileError`) into an
@@ -52,6 +54,7 @@ from .context import (
     COMMENT_KEYS,
     ORGANIZATION_KEYS,
     REQUESTER_KEYS,
+    SLA_KEYS,
     Change,
     EvalContext,
     blank_person,
@@ -66,7 +69,7 @@ from .templating import TemplateRenderError
 
 #: Keys of an event file, and of its ``ticket`` (the ``Ticket.to_dict()`` shape).
 EVENT_KEYS = ("type", "source", "ticket", "changes", "links", "requester", "organization",
-              "comment")
+              "comment", "sla")
 TICKET_KEYS: dict[str, Any] = {
     "id": None, "updated_at": None, "created_at": None, "subject": "", "description": "",
     "status": None, "priority": None, "type": None, "tags": [], "requester_id": None,
@@ -284,6 +287,23 @@ def _person(raw: Any, name: str, keys: tuple[str, ...], field_keys: Collection[s
     return person
 
 
+def _sla(raw: Any, event_type: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The SLA target of an ``sla.*`` event (keys left out are null); refused on others."""
+    is_sla = isinstance(event_type, str) and event_type.startswith("sla.")
+    if raw is None:
+        return dict.fromkeys(SLA_KEYS) if is_sla else None
+    if not is_sla:
+        problems.append("sla: only sla.warning and sla.breached events carry one")
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append(f"'sla' must be an object with {', '.join(SLA_KEYS)}")
+        return None
+    for key in raw:
+        if key not in SLA_KEYS:
+            problems.append(f"sla.{key}: unknown key (known: {', '.join(SLA_KEYS)})")
+    return {key: raw.get(key) for key in SLA_KEYS}
+
+
 def _comment(raw: Any, event_type: Any, problems: list[str]) -> dict[str, Any] | None:
     """The comment the change added: required for ``ticket.comment_added``, allowed with
     ``ticket.updated`` / ``ticket.solved`` (the change is then also ticket.comment_added)."""
@@ -357,6 +377,7 @@ def parse_event(data: Any, *, custom_fields: Collection[str] = (),
                            organization_fields, "connectors.zendesk.organization_fields",
                            problems)
     comment = _comment(data.get("comment"), event_type, problems)
+    sla = _sla(data.get("sla"), event_type, problems)
     if problems:
         raise EventFileError(source, problems)
     # Like the hub: people the file leaves out are "unknown", with every configured field.
@@ -365,7 +386,8 @@ def parse_event(data: Any, *, custom_fields: Collection[str] = (),
     if organization is None:
         organization = blank_person(ORGANIZATION_KEYS, sorted(organization_fields))
     return EvalContext(str(event_type), str(event_source), ticket, changes, links,
-                       requester=requester, organization=organization, comment=comment)
+                       requester=requester, organization=organization, comment=comment,
+                       sla=sla)
 
 
 def load_event(path: str | Path, *, custom_fields: Collection[str] = (),

@@ -76,6 +76,7 @@ class ZendeskState:
         self._jobs: dict[str, list[dict[str, Any]]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._orgs: dict[int, dict[str, Any]] = {}
+        self._slas: dict[int, list[dict[str, Any]]] = {}
         self._ids = {"ticket": 1001, "comment": 7000001, "audit": 8000001, "event": 9000001,
                      "user": 810001, "organization": 500001}
         self._seq = 0
@@ -423,6 +424,23 @@ class ZendeskState:
             if org is None:
                 raise ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
             return copy.deepcopy(org)
+
+    def set_slas(self, ticket_id: int, policy_metrics: list[dict[str, Any]]) -> None:
+        """Give a ticket the SLA state Zendesk's SLA policies would (``policy_metrics`` items:
+        ``metric``, ``stage``, ``breach_at``...). It is in the ticket's JSON (``slas``) only for
+        reads and export pages that ask for it with ``include=slas``; setting it does not
+        change the ticket (Zendesk's SLA clock does not bump ``updated_at``)."""
+        with self.lock:
+            self._live(ticket_id)
+            self._slas[int(ticket_id)] = copy.deepcopy(policy_metrics)
+
+    def with_slas(self, ticket: dict[str, Any], include: list[str]) -> dict[str, Any]:
+        """``ticket`` with its ``slas`` when ``include`` names them (and it has some)."""
+        with self.lock:
+            metrics = self._slas.get(int(ticket["id"]))
+        if "slas" not in include or metrics is None:
+            return ticket
+        return {**ticket, "slas": {"policy_metrics": copy.deepcopy(metrics)}}
 
     def sideloads(self, ticket: dict[str, Any],
                   include: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -76,12 +76,17 @@ def _ticket_body(request: Request) -> dict[str, Any]:
 
 
 def _show(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
-    """A ticket; ``?include=users,organizations`` side-loads its people (other names are
-    ignored)."""
+    """A ticket; ``?include=users,organizations`` side-loads its people, ``slas`` puts its SLA
+    state in the ticket (other names are ignored)."""
     ticket = state.ticket(int(match.group(1)))
-    include = [name.strip() for name in (request.param("include") or "").split(",")
-               if name.strip()]
-    return Response(200, {"ticket": ticket, **state.sideloads(ticket, include)})
+    include = _include(request)
+    return Response(200, {"ticket": state.with_slas(ticket, include),
+                          **state.sideloads(ticket, include)})
+
+
+def _include(request: Request) -> list[str]:
+    return [name.strip() for name in (request.param("include") or "").split(",")
+            if name.strip()]
 
 
 def _user(state: ZendeskState, request: Request, match: re.Match[str]) -> Response:
@@ -260,6 +265,8 @@ def _export(state: ZendeskState, request: Request, match: re.Match[str]) -> Resp
         raise ZendeskError(400, {"error": "InvalidPaginationParameter",
                                  "description": "start_time or cursor is required"})  # fmt: skip
     tickets, position, end = state.export(after, per_page)
+    include = _include(request)
+    tickets = [state.with_slas(ticket, include) for ticket in tickets]
     after_cursor = state.encode_cursor(position)
     after_url = (
         f"{state.base_url}/api/v2/incremental/tickets/cursor.json"

@@ -44,6 +44,7 @@ from connectors.settings import (
 from rules import RuleSet, load_rules
 from rules.source import Positions, Problem, ProblemsError, load_yaml
 from sync.report.settings import ReportSettings, report_problems
+from sync.sla_config import SlaSettings, sla_problems
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -219,6 +220,7 @@ class AppConfig(BaseSettings):
     inbox: InboxSettings = InboxSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    sla: SlaSettings = SlaSettings()
     connectors: ConnectorsSettings
     report: ReportSettings = ReportSettings()
     rules_dir: str | None = None
@@ -370,6 +372,9 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Loade
     except ProblemsError as exc:
         problems.extend(exc.problems)
 
+    if app is not None:
+        problems.extend(sla_problems(app.sla, tuple(app.connectors.zendesk.organization_fields),
+                                     positions))
     if app is not None and ruleset is not None:
         problems.extend(_connector_problems(ruleset, app))
     if problems or app is None or ruleset is None:

@@ -3,8 +3,8 @@
 A child process serves the webhook receiver (``sync.receiver``: it shares only the store, so
 acknowledging webhooks never waits for the workers' GIL). In the hub process: inbox workers turn
 events into decisions and intents; a pool of dispatcher workers per vendor executes intents;
-APScheduler runs the pollers (Zendesk's export; the Jira issues tickets are linked to), the lease
-heartbeat and the rules reload check (never overlapping:
+APScheduler runs the pollers (Zendesk's export; the Jira issues tickets are linked to), the SLA
+watch (``sync.sla``), the lease heartbeat and the rules reload check (never overlapping:
 ``max_instances=1``, ``coalesce=True``) and, when ``report.enabled``, the trend report on its
 cron schedule in its time zone (``sync.report``).
 Workers sleep on an event that the receiver (through a
@@ -45,6 +45,7 @@ from sync.retry import RetryPolicy
 from sync.rulestate import enqueue_quiet_ticks
 from sync.schema import inbox as inbox_table
 from sync.schema import outbox as outbox_table
+from sync.sla import ScanResult, SlaWatch
 from sync.store import Store, utcnow
 
 log = logging.getLogger("switchboard.hub")
@@ -67,7 +68,9 @@ class Hub:
         app = config.app
         self.store = Store(config.store_url())
         zd, jr = app.connectors.zendesk, app.connectors.jira
-        self.zendesk = zendesk or ZendeskConnector(zd, limiter=RateLimiter(zd.requests_per_minute))
+        self.zendesk = zendesk or ZendeskConnector(
+            zd, limiter=RateLimiter(zd.requests_per_minute),
+            include_slas=app.sla.enabled and app.sla.zendesk_slas)
         self.jira = jira or JiraConnector(jr, limiter=RateLimiter(jr.requests_per_minute))
         pd, sl = app.connectors.pagerduty, app.connectors.slack
         self.pagerduty = pagerduty or (PagerDutyConnector(pd) if pd is not None else None)
@@ -87,6 +90,7 @@ class Hub:
         self.jira_poller = JiraPoller(self.store, self.jira, app.jira_poller)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
+        self.sla_watch = SlaWatch(self.store, app.sla, self.zendesk, on_events=self._wake_inbox)
         self.reloader = RulesReloader(source or config, self._apply_rules)
         self._stop = threading.Event()
         self._inbox_wake = threading.Event()
@@ -134,6 +138,11 @@ class Hub:
         if app.jira_poller.enabled:
             self._scheduler.add_job(self._jira_poll_job, "interval", id="jira-poll",
                                     seconds=app.jira_poller.interval_seconds, max_instances=1,
+                                    coalesce=True)
+        if app.sla.enabled:
+            # SLA targets are watched at minute granularity (Zendesk's automations run hourly).
+            self._scheduler.add_job(self._sla_job, "interval", id="sla-watch",
+                                    seconds=app.sla.scan_interval_seconds, max_instances=1,
                                     coalesce=True)
         if app.rules_reload_seconds > 0:
             self._scheduler.add_job(self._reload_job, "interval", id="rules-reload",
@@ -273,6 +282,17 @@ class Hub:
 
         job = self._scheduler.get_job(REPORT_JOB_ID) if self._scheduler is not None else None
         return None if job is None else job.next_run_time
+
+    def _sla_job(self) -> None:
+        try:
+            self.sla_watch.scan()
+        except Exception:
+            log.exception("sla scan failed; the next run scans again")
+
+    def scan_sla_now(self, now: datetime | None = None) -> ScanResult:
+        """Run one SLA scan in the caller's thread (tests, demo) at ``now`` (default: the
+        watch's clock); its events are in the inbox when it returns."""
+        return self.sla_watch.scan(now)
 
     def poll_jira_now(self) -> int:
         """Run one Jira reconciliation poll in the caller's thread (tests); events stored."""

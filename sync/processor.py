@@ -47,7 +47,8 @@ from sync.planning import CREATE_BUG, follow_up_rows
 from sync.retry import RetryPolicy
 from sync.rulestate import StoreRuleState
 from sync.schema import outbox
-from sync.state import get_snapshot, is_own_write, put_snapshot
+from sync.sla_events import process_sla
+from sync.state import get_snapshot, is_own_write, put_snapshot, refresh_slas
 from sync.store import Store, utcnow
 
 log = logging.getLogger("switchboard.processor")
@@ -58,6 +59,8 @@ TICK = "tick"
 PAGERDUTY = "pagerduty"
 #: ``payload.style`` of Jira webhook events (``sync.jira_events``).
 JIRA = "jira"
+#: ``payload.style`` of the SLA watch's events (``sync.sla_events``).
+SLA = "sla"
 #: The actions that write several tickets under one marker: the members a problem ticket
 #: attaches, the tickets linked to a Jira issue.
 MANY_TICKETS = ("zendesk.problem", "zendesk.update_linked")
@@ -305,6 +308,8 @@ class EventProcessor:
             return process_incident(self, item)
         if payload.get("style") == JIRA:
             return process_jira(self, item)
+        if payload.get("style") == SLA:
+            return process_sla(self, item)
         fields: dict[str, Any] = dict(payload["fields"])
         ticket_id = int(fields["id"])
         updated_at = parse_time(fields["updated_at"])
@@ -315,6 +320,14 @@ class EventProcessor:
         if snapshot is not None and snapshot.updated_at >= updated_at:
             why = ("echo of Switchboard's own write" if own
                    else "no newer state than already processed (redelivery or stale event)")
+            if fields.get("slas") and snapshot.updated_at == updated_at:
+                # The export page of a change a webhook brought first: only it carries
+                # Zendesk's SLA state (sync.sla).
+                with self.store.write() as conn:
+                    if refresh_slas(conn, ticket_id, updated_at, list(fields["slas"])):
+                        why += "; Zendesk's SLA state refreshed"
+                    inbox_mod.release(conn, item.id, "done", why, owner=item.owner)
+                return why
             return self._finish(item, "done", why)
 
         base = (payload.get("hint") or "ticket.updated") if snapshot is None \

@@ -13,9 +13,11 @@ __all__ = [
     "is_own_write",
     "put_snapshot",
     "record_write",
+    "refresh_slas",
     "set_cursor",
 ]
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,15 +42,36 @@ def get_snapshot(conn: sa.Connection, ticket_id: int) -> Ticket | None:
 
 
 def put_snapshot(conn: sa.Connection, ticket: Ticket) -> bool:
-    """Store ``ticket`` unless the stored snapshot is as new or newer; True when stored."""
+    """Store ``ticket`` unless the stored snapshot is as new or newer; True when stored.
+
+    Zendesk's SLA state (``Ticket.slas``) comes only with reads and export pages that ask for
+    it, never with webhooks or update answers: a state without it keeps the stored one's (the
+    next export page of the ticket refreshes it, see :func:`refresh_slas`).
+    """
     current = conn.execute(_SNAPSHOT, {"b_id": ticket.id}).first()
-    values = {"updated_at": ticket.updated_at, "data": ticket.to_dict(), "saved_at": utcnow()}
+    data = ticket.to_dict()
+    if "slas" not in data and current is not None and current.data.get("slas"):
+        data["slas"] = current.data["slas"]
+    values = {"updated_at": ticket.updated_at, "data": data, "saved_at": utcnow()}
     if current is None:
         conn.execute(_SNAPSHOT_INSERT, {"ticket_id": ticket.id, **values})
         return True
     if current.updated_at >= ticket.updated_at:
         return False
     conn.execute(_SNAPSHOT_UPDATE, {"b_id": ticket.id, **values})
+    return True
+
+
+def refresh_slas(conn: sa.Connection, ticket_id: int, updated_at: datetime,
+                 slas: list[dict[str, Any]]) -> bool:
+    """Give the snapshot stamped ``updated_at`` Zendesk's SLA state ``slas`` (``SlaMetric``
+    dicts) from a later read of the same state — the export page of a change a webhook
+    brought first. True when the stored state changed."""
+    current = conn.execute(_SNAPSHOT, {"b_id": ticket_id}).first()
+    if current is None or current.updated_at != updated_at or current.data.get("slas") == slas:
+        return False
+    conn.execute(_SNAPSHOT_UPDATE, {"b_id": ticket_id, "data": {**current.data, "slas": slas},
+                                    "saved_at": utcnow()})
     return True
 
 

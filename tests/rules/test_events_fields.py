@@ -42,16 +42,21 @@ def test_every_event_type_declares_fields_and_only_comment_added_carries_the_com
     incident_events = ["pagerduty.incident.acknowledged", "pagerduty.incident.resolved",
                        "pagerduty.incident.annotated"]
     issue_events = ["jira.issue.updated", "jira.issue.deleted"]
+    sla_events = ["sla.warning", "sla.breached"]
     assert list(EVENT_TYPES) == ticket_events + incident_events + issue_events + [
-        "jira.comment.added"]
+        "jira.comment.added"] + sla_events
     assert carried_by("jira_comment.body") == ["jira.comment.added"]
     assert carried_by("comment.body") == ["ticket.comment_added"]
-    assert carried_by("requester.name") == ticket_events
+    assert carried_by("requester.name") == ticket_events + sla_events
     assert carried_by("incident.agent") == incident_events
     # An incident event carries the escalated ticket and its links, but no change set.
-    assert carried_by("ticket.subject") == ticket_events + incident_events
+    assert carried_by("ticket.subject") == ticket_events + incident_events + sla_events
     assert carried_by("links.pagerduty") == [*ticket_events, *incident_events, *issue_events,
-                                             "jira.comment.added"]
+                                             "jira.comment.added", *sla_events]
+    # An SLA event carries the ticket as stored, its people and the target: no change set.
+    assert carried_by("sla.minutes_left") == sla_events
+    assert EVENT_TYPES["sla.warning"].roots == {
+        "ticket", "links", "event", "requester", "organization", "sla"}
     assert carried_by("changes.status.to") == ticket_events
     # A Jira issue event is about the issue: no single ticket.
     assert carried_by("issue.status") == [*issue_events, "jira.comment.added"]
