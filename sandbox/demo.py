@@ -308,6 +308,9 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
                 from sandbox.demo_escalation import escalation_scene  # imports this module
 
                 escalation_scene(hub, sb, field_ids, console)
+                from sandbox.demo_report import report_scene
+
+                report_scene(hub, sb, console)
                 dead = dead_intents(hub)
                 if dead:
                     console.print(f"[red]Dead-lettered in the escalation scene: {dead}[/]")

@@ -60,15 +60,10 @@ class ReportFiles:
 def options_of(settings: ReportSettings) -> ReportOptions:
     return ReportOptions(
         category_field=settings.category_field, article_field=settings.article_field,
-        article_tags=settings.article_tags, ignore_tags=settings.ignore_tags, top=settings.top,
+        article_tags=settings.article_tags, ignore_tags=settings.ignore_tags,
+        note_ignore_tags=settings.note_ignore_tags, top=settings.top,
         riser_min_count=settings.riser_min_count,
         doc_gap_min_tickets=settings.doc_gap_min_tickets)
-
-
-def _sla_configured(config: LoadedConfig) -> bool:
-    # The SLA watch's settings (issue 6) may not exist in this config model yet.
-    sla = getattr(config.app, "sla", None)
-    return bool(getattr(sla, "enabled", sla is not None))
 
 
 def out_dir(config: LoadedConfig) -> Path:
@@ -85,7 +80,7 @@ def generate(config: LoadedConfig, period: Period, directory: Path, *,
     directory cannot be written).
     """
     report = read_report(config.store_url(), period, options_of(config.app.report), now=now,
-                         sla_configured=_sla_configured(config))
+                         sla=getattr(config.app, "sla", None))
     stem = f"report-{period.local(period.until):%Y-%m-%d}"
     directory.mkdir(parents=True, exist_ok=True)
     charts = render_charts(report, directory, stem)

@@ -15,7 +15,7 @@ __all__ = ["MARKER_PREFIX", "ReportOptions", "StoreUnavailableError", "build_rep
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,10 +32,19 @@ from sync.report.model import (
     RiserRow,
     SlaRow,
     SlaSection,
+    SolvedRow,
     TrendReport,
 )
 from sync.report.period import Period
-from sync.schema import bugs, jira_issues, links, productboard_notes, sla_alerts, snapshots
+from sync.schema import (
+    bugs,
+    cursors,
+    jira_issues,
+    links,
+    productboard_notes,
+    sla_alerts,
+    snapshots,
+)
 from sync.store import Store
 
 #: Switchboard's own marker tags (``sync.actions``): bookkeeping, never a topic.
@@ -46,6 +55,10 @@ SOLVED = frozenset({"solved", "closed"})
 HC_ARTICLE = re.compile(r"https?://[^\s\"'<>]+/hc/(?:[a-z]{2}(?:-[a-z0-9]+)?/)?articles/\d+",
                         re.IGNORECASE)
 NO_CATEGORY = "(none)"
+#: The row of notes linked to no feature that carry no topic tag either.
+NO_TOPIC = "(no feature, no topic tag)"
+#: The cursor name prefix under which the Productboard poll keeps a linked feature's state.
+FEATURE_CURSOR = "productboard-feature:"
 _STREAM = 5000
 
 
@@ -61,6 +74,7 @@ class ReportOptions:
     article_field: str | None = None
     article_tags: tuple[str, ...] = ("kb_linked",)
     ignore_tags: tuple[str, ...] = ()
+    note_ignore_tags: tuple[str, ...] = ()
     top: int = 10
     riser_min_count: int = 5
     doc_gap_min_tickets: int = 3
@@ -89,7 +103,7 @@ def has_article_link(tags: Iterable[str], field_value: Any, text: str | None,
 
 
 def read_report(url: str, period: Period, options: ReportOptions, *,
-                now: datetime | None = None, sla_configured: bool = False) -> TrendReport:
+                now: datetime | None = None, sla: Any = None) -> TrendReport:
     """Open the store at ``url`` read-only (no lock, no migration) and compute the report.
 
     Raises :class:`StoreUnavailableError` when the store is missing or has no snapshots table.
@@ -104,7 +118,7 @@ def read_report(url: str, period: Period, options: ReportOptions, *,
         with store.read() as conn:
             if not sa.inspect(conn).has_table("snapshots"):
                 raise StoreUnavailableError(f"{url}: not a Switchboard store (no snapshots)")
-            return build_report(conn, period, options, now=now, sla_configured=sla_configured)
+            return build_report(conn, period, options, now=now, sla=sla)
     except sa.exc.OperationalError as exc:
         raise StoreUnavailableError(f"{url}: cannot read the store ({exc.orig or exc})") from exc
     finally:
@@ -112,16 +126,20 @@ def read_report(url: str, period: Period, options: ReportOptions, *,
 
 
 def build_report(conn: sa.Connection, period: Period, options: ReportOptions, *,
-                 now: datetime | None = None, sla_configured: bool = False) -> TrendReport:
-    """Every section of the report of ``period`` from an open connection."""
+                 now: datetime | None = None, sla: Any = None) -> TrendReport:
+    """Every section of the report of ``period`` from an open connection.
+
+    ``sla`` is the config's ``sla`` section (``sync.sla_config.SlaSettings``) or None: whether
+    the SLA watch runs, and the targets the solved-within-target estimate uses.
+    """
     previous = period.previous
     inspector = sa.inspect(conn)
-    tally = _Tally(period, previous, options)
+    tally = _Tally(period, previous, options, _resolution_targets(sla))
     for row in _snapshot_rows(conn, previous.since, period.until, options):
         tally.add(row)
     undated = int(conn.execute(sa.select(sa.func.count()).select_from(snapshots).where(
         snapshots.c.data["created_at"].as_string().is_(None))).scalar_one())
-    features, features_note = (_features(conn, period, options, inspector)
+    features, features_note = (_features(conn, period, options)
                                if inspector.has_table("productboard_notes")
                                else ((), "no Productboard notes table in this store"))
     return TrendReport(
@@ -131,7 +149,7 @@ def build_report(conn: sa.Connection, period: Period, options: ReportOptions, *,
         risers=tally.risers(), category_field=options.category_field,
         categories=tally.category_rows(), features=features, features_note=features_note,
         bugs=_bugs(conn, period, options, inspector.has_table("jira_issues")),
-        doc_gaps=tally.doc_gaps(), sla=_sla(conn, period, inspector, sla_configured),
+        doc_gaps=tally.doc_gaps(), sla=_sla(conn, period, inspector, sla, tally),
         buckets=tally.bucket_rows(), bucket_unit=tally.unit,
         riser_min_count=options.riser_min_count,
         doc_gap_min_tickets=options.doc_gap_min_tickets, article_rule=options.article_rule())
@@ -152,7 +170,9 @@ def _snapshot_rows(conn: sa.Connection, start: datetime, end: datetime,
     # Values come back as text (a list as its JSON text), parsed here only where needed: the
     # JSON type's own decoding of three values per row costs more than the rest of the count.
     columns: list[Any] = [created.label("created"), data["status"].as_string().label("status"),
-                          data["tags"].as_string().label("tags"), text.label("text")]
+                          data["tags"].as_string().label("tags"), text.label("text"),
+                          data["priority"].as_string().label("priority"),
+                          data["updated_at"].as_string().label("updated")]
     columns.append((data[("fields", options.category_field)].as_string()
                     if options.category_field else sa.null()).label("category"))
     columns.append((data[("fields", options.article_field)].as_string()
@@ -199,8 +219,12 @@ def _values(value: Any) -> list[str]:
 class _Tally:
     """Counters over the streamed snapshots; index 0 = this period, 1 = the previous one."""
 
-    def __init__(self, period: Period, previous: Period, options: ReportOptions) -> None:
+    def __init__(self, period: Period, previous: Period, options: ReportOptions,
+                 targets: Callable[[str | None], timedelta | None] | None = None) -> None:
         self.period, self.previous, self.options = period, previous, options
+        self.targets = targets
+        #: (priority, target) -> [solved, solved within the target]
+        self.resolved: dict[tuple[str, timedelta], list[int]] = defaultdict(lambda: [0, 0])
         self.ignored = frozenset(options.ignore_tags)
         self.total = [0, 0]
         self.tags: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
@@ -233,6 +257,19 @@ class _Tally:
             self.solved.update(counted)
             if not has_article_link(tags, row.article, row.text, self.options):
                 self.gaps.update(counted)
+            if self.targets is not None:
+                self._resolution(row.priority, created, _when(row.updated))
+
+    def _resolution(self, priority: str | None, created: datetime,
+                    updated: datetime | None) -> None:
+        assert self.targets is not None
+        target = self.targets(priority)
+        if target is None or updated is None:
+            return
+        cell = self.resolved[(priority or "none", target)]
+        cell[0] += 1
+        if updated - created <= target:
+            cell[1] += 1
 
     def _bucket(self, moment: datetime, start: datetime) -> int:
         if self.unit == "hour":
@@ -288,29 +325,31 @@ def _next_day(moment: datetime, tz: Any) -> datetime:
 # -- features, bugs, SLA ----------------------------------------------------------------------
 
 
-def _feature_names(conn: sa.Connection, inspector: Any) -> Mapping[str, str]:
-    """Feature names when the store keeps them (a ``productboard_features`` table with an id
-    and a name); empty otherwise."""
-    if not inspector.has_table("productboard_features"):
+def _feature_names(conn: sa.Connection, ids: set[str]) -> Mapping[str, str]:
+    """Feature names the store keeps: the Productboard poll records each linked feature's state
+    (``id``, ``name``, ``status``) as the cursor ``productboard-feature:<id>``
+    (``sync.productboard_events.feature_cursor``)."""
+    if not ids:
         return {}
-    columns = {c["name"] for c in inspector.get_columns("productboard_features")}
-    ident = "feature_id" if "feature_id" in columns else "id" if "id" in columns else None
-    if ident is None or "name" not in columns:
-        return {}
-    table = sa.table("productboard_features", sa.column(ident), sa.column("name"))
-    return {str(r[0]): str(r[1]) for r in conn.execute(sa.select(table.c[ident], table.c.name))
-            if r[0] is not None and r[1]}
+    names = {f"{FEATURE_CURSOR}{i}": i for i in ids}
+    out: dict[str, str] = {}
+    for row in conn.execute(sa.select(cursors.c.name, cursors.c.value)
+                            .where(cursors.c.name.in_(sorted(names)))):
+        value = row.value if isinstance(row.value, dict) else {}
+        if isinstance(value.get("name"), str) and value["name"].strip():
+            out[names[row.name]] = value["name"].strip()
+    return out
 
 
-def _features(conn: sa.Connection, period: Period, options: ReportOptions,
-              inspector: Any) -> tuple[tuple[FeatureRow, ...], str]:
+def _features(conn: sa.Connection, period: Period,
+              options: ReportOptions) -> tuple[tuple[FeatureRow, ...], str]:
     notes = productboard_notes
     rows = conn.execute(sa.select(notes.c.id, notes.c.feature_id, notes.c.requester_email,
                                   notes.c.organization, notes.c.tags)
                         .where(notes.c.created_at >= period.since,
-                               notes.c.created_at < period.until))
-    names = _feature_names(conn, inspector)
-    ignored = frozenset(options.ignore_tags)
+                               notes.c.created_at < period.until)).all()
+    names = _feature_names(conn, {str(r.feature_id) for r in rows if r.feature_id})
+    ignored = frozenset(options.ignore_tags) | frozenset(options.note_ignore_tags)
     by_key: dict[tuple[str, str | None], tuple[set[int], set[str]]] = defaultdict(
         lambda: (set(), set()))
     total = 0
@@ -325,7 +364,7 @@ def _features(conn: sa.Connection, period: Period, options: ReportOptions,
             tags = row.tags if isinstance(row.tags, list) else []
             keys = [(f"tag: {t}", None) for t in sorted({str(t).lower() for t in tags})
                     if t and not str(t).lower().startswith(MARKER_PREFIX)
-                    and str(t).lower() not in ignored]
+                    and str(t).lower() not in ignored] or [(NO_TOPIC, None)]
         for key in keys:
             ids, customers = by_key[key]
             ids.add(int(row.id))
@@ -371,10 +410,50 @@ def _bugs(conn: sa.Connection, period: Period, options: ReportOptions,
                         urls.get(r.ref) or r.url) for r in ranked)
 
 
-def _sla(conn: sa.Connection, period: Period, inspector: Any,
-         configured: bool) -> SlaSection:
-    if not inspector.has_table("sla_alerts"):
+def _resolution_targets(sla: Any) -> Callable[[str | None], timedelta | None] | None:
+    """priority -> the resolution target ``sla.targets`` sets for it and any plan (snapshots do
+    not hold the plan tier), or None without targets."""
+    if sla is None or not getattr(sla, "targets", ()):
+        return None
+
+    def target(priority: str | None) -> timedelta | None:
+        entry = sla.target_for("resolution", priority, None)
+        value = entry.of("resolution") if entry is not None else None
+        return value if isinstance(value, timedelta) else None
+
+    return target
+
+
+_PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+
+
+def _sla(conn: sa.Connection, period: Period, inspector: Any, sla: Any,
+         tally: _Tally) -> SlaSection:
+    watching = bool(getattr(sla, "enabled", False))
+    has_alerts = inspector.has_table("sla_alerts")
+    if has_alerts:
+        rows, warned, breached = _alerts(conn, period)
+        if rows:
+            return SlaSection(rows, warned, breached, "")
+    if watching and has_alerts:
+        return SlaSection((), 0, 0, "no SLA warnings or breaches in the period")
+    if tally.targets is not None:
+        solved = tuple(SolvedRow(priority, int(target.total_seconds() // 60), n, within)
+                       for (priority, target), (n, within) in sorted(
+                           tally.resolved.items(),
+                           key=lambda item: (_PRIORITY_ORDER.get(item[0][0], 9), item[0][0])))
+        note = ("the SLA watch is off (sla.enabled): solved tickets against the configured "
+                "resolution targets instead, solve time estimated as last update − creation; "
+                "first-reply targets and plan-tier targets cannot be checked from snapshots")
+        if not solved:
+            note = "no solved ticket in the period has a resolution target (sla.targets)"
+        return SlaSection((), 0, 0, note, solved)
+    if not has_alerts:
         return SlaSection((), 0, 0, "no SLA data (this store has no SLA alerts table)")
+    return SlaSection((), 0, 0, "no SLA data (the SLA watch is off and sla.targets is empty)")
+
+
+def _alerts(conn: sa.Connection, period: Period) -> tuple[tuple[SlaRow, ...], int, int]:
     alerts = sla_alerts
     fired = sa.and_(alerts.c.fired_at >= period.since, alerts.c.fired_at < period.until)
     grouped = conn.execute(
@@ -389,15 +468,9 @@ def _sla(conn: sa.Connection, period: Period, inspector: Any,
         cells[(str(row.target), str(row.plan or "any"))][_kind(row.kind)] = int(row.tickets)
     rows = tuple(SlaRow(target, tier, c.get("warning", 0), c.get("breached", 0))
                  for (target, tier), c in sorted(cells.items()))
-    warned = sum(int(v) for k, v in totals.items() if _kind(k) == "warning")
-    breached = sum(int(v) for k, v in totals.items() if _kind(k) == "breached")
-    if rows:
-        note = ""
-    elif configured:
-        note = "no SLA warnings or breaches in the period"
-    else:
-        note = "no SLA data (no SLA alerts in the period; is the SLA watch enabled?)"
-    return SlaSection(rows, warned, breached, note)
+    warned = sum(v for k, v in totals.items() if _kind(k) == "warning")
+    breached = sum(v for k, v in totals.items() if _kind(k) == "breached")
+    return rows, warned, breached
 
 
 def _kind(kind: Any) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "RiserRow",
     "SlaRow",
     "SlaSection",
+    "SolvedRow",
     "TrendReport",
 ]
 
@@ -90,13 +91,26 @@ class SlaRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SolvedRow:
+    """Solved tickets of one priority against the resolution target the config sets for it
+    (the estimate used when the SLA watch has no alerts to show)."""
+
+    priority: str
+    target_minutes: int
+    solved: int
+    within: int
+
+
+@dataclass(frozen=True, slots=True)
 class SlaSection:
-    """SLA performance, or why there is none (``note``)."""
+    """SLA performance: the SLA watch's alerts (``rows``), else solved-within-target estimates
+    from the configured targets (``solved``), else neither and ``note`` says why."""
 
     rows: tuple[SlaRow, ...]
     tickets_warned: int
     tickets_breached: int
     note: str
+    solved: tuple[SolvedRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +158,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "by this period's count, then by name."),
     ("Most requested features", "Productboard notes Switchboard created in the period "
      "(productboard_notes.created_at), grouped by the feature they are linked to; notes linked "
-     "to none are grouped by each of their tags instead. Customers = distinct organizations, or "
-     "the requester's email for a note without one. Ranked by customers, then notes, then name."),
+     "to none are grouped by each of their tags instead (but report.ignore_tags and "
+     "report.note_ignore_tags), or counted as '(no feature, no topic tag)'. Customers = "
+     "distinct organizations, or the requester's email for a note without one. Ranked by "
+     "customers, then notes, then name."),
     ("Most linked Jira bugs", "Jira issues tickets were linked to during the period "
      "(links.created_at), ranked by those links, then by all links ever, then by key. Status = "
      "the state Switchboard last processed (jira_issues), else the one recorded when the bug was "
@@ -155,5 +171,9 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "report.doc_gap_min_tickets such tickets carry the tag; ranked by those tickets, then "
      "by name."),
     ("SLA performance", "distinct tickets the SLA watch warned about (sla.warning) or reported "
-     "breached (sla.breached) in the period (sla_alerts.fired_at), per target and plan tier."),
+     "breached (sla.breached) in the period (sla_alerts.fired_at), per target and plan tier. "
+     "Without alerts (the watch off, or a store from before it) and with sla.targets "
+     "configured: the period's solved or closed tickets per priority, and how many were "
+     "solved within the resolution target for that priority and any plan, solve time being "
+     "estimated as the snapshot's last update (updated_at) minus created_at."),
 )

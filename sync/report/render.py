@@ -79,13 +79,27 @@ def _tables(report: TrendReport) -> dict[str, tuple[list[str], Table | None]]:
             (r.tag, str(r.without_article), str(r.solved)) for r in p.doc_gaps])
         if p.doc_gaps else None)
     sla = p.sla
-    out["SLA performance"] = (
-        [sla.note] if sla.note else
-        [f"{sla.tickets_warned} ticket(s) warned, {sla.tickets_breached} breached."],
-        (("target", "plan tier", "tickets warned", "tickets breached"), [
-            (r.target, r.tier, str(r.warned), str(r.breached)) for r in sla.rows])
-        if sla.rows else None)
+    if sla.solved:
+        out["SLA performance"] = ([sla.note], (
+            ("priority", "resolution target", "solved", "within target", "share"), [
+                (r.priority, _minutes(r.target_minutes), str(r.solved), str(r.within),
+                 f"{r.within / r.solved:.0%}") for r in sla.solved]))
+    else:
+        out["SLA performance"] = (
+            [sla.note] if sla.note else
+            [f"{sla.tickets_warned} ticket(s) warned, {sla.tickets_breached} breached."],
+            (("target", "plan tier", "tickets warned", "tickets breached"), [
+                (r.target, r.tier, str(r.warned), str(r.breached)) for r in sla.rows])
+            if sla.rows else None)
     return out
+
+
+def _minutes(value: int) -> str:
+    """``90`` -> ``1h 30m``; ``2880`` -> ``2d``."""
+    days, rest = divmod(value, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return " ".join(parts) or "0m"
 
 
 def _md_cell(text: str) -> str:
@@ -180,8 +194,14 @@ def slack_summary(report: TrendReport, files: Sequence[str] = ()) -> str:
              "• Documentation gaps: " + _join([f"{_mrkdwn(r.tag)} ({r.without_article} solved "
                                                "without an article)" for r in p.doc_gaps[:3]])]
     sla = p.sla
-    lines.append("• SLA: " + (_mrkdwn(sla.note) if sla.note else
-                              f"{sla.tickets_breached} breached, {sla.tickets_warned} warned"))
+    if sla.solved:
+        solved = sum(r.solved for r in sla.solved)
+        within = sum(r.within for r in sla.solved)
+        lines.append(f"• SLA (estimate, the SLA watch is off): {within} of {solved} solved "
+                     "tickets within their resolution target")
+    else:
+        lines.append("• SLA: " + (_mrkdwn(sla.note) if sla.note else
+                                  f"{sla.tickets_breached} breached, {sla.tickets_warned} warned"))
     if files:
         lines.append("Full report: " + ", ".join(f"`{_mrkdwn(name)}`" for name in files))
     return "\n".join(lines)

@@ -106,6 +106,8 @@ class ReportSettings(BaseModel):
                                       "that, when set, marks a help-center article linked")
     ignore_tags: tuple[str, ...] = Field((), description="tags never counted (Switchboard's "
                                          "switchboard_* marker tags never are)")
+    note_ignore_tags: tuple[str, ...] = Field((), description="Productboard note tags that are "
+                                              "no topic (e.g. the tags every note gets)")
 
     @field_validator("timezone")
     @classmethod
@@ -119,7 +121,7 @@ class ReportSettings(BaseModel):
         parse_duration(value)
         return value
 
-    @field_validator("article_tags", "ignore_tags")
+    @field_validator("article_tags", "ignore_tags", "note_ignore_tags")
     @classmethod
     def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(tag.strip().lower() for tag in value)

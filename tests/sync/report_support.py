@@ -25,7 +25,8 @@ def _time(text: str) -> datetime:
 
 def snapshot_data(spec: dict[str, Any]) -> dict[str, Any]:
     """A snapshot's ``data`` as ``Ticket.to_dict`` writes it."""
-    return {"id": spec["id"], "updated_at": spec.get("created_at") or "2026-11-01T00:00:00Z",
+    updated = spec.get("updated_at") or spec.get("created_at") or "2026-11-01T00:00:00Z"
+    return {"id": spec["id"], "updated_at": updated,
             "created_at": spec.get("created_at"), "subject": spec.get("subject", "A ticket"),
             "description": spec.get("description", ""), "status": spec.get("status"),
             "priority": spec.get("priority", "normal"), "type": "question",
