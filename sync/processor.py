@@ -59,6 +59,10 @@ TICK = "tick"
 PAGERDUTY = "pagerduty"
 #: ``payload.style`` of Jira webhook events (``sync.jira_events``).
 JIRA = "jira"
+#: Comments read to find the one a change added (newest first), and how deep to read when all
+#: of them are newer than the state last processed.
+RECENT_COMMENTS = 5
+DEEP_COMMENTS = 100
 #: ``payload.style`` of the SLA watch's events (``sync.sla_events``).
 SLA = "sla"
 #: The actions that write several tickets under one marker: the members a problem ticket
@@ -389,7 +393,8 @@ class EventProcessor:
         comment is its description) and a rule listening to ``ticket.comment_added`` may match
         it, judged on what the event carries with the comment (and what the event lacks)
         unknown (:func:`rules.partial.judge`). The webhook's comment is used as is; otherwise
-        ONE read of the newest comments: the newest one made after the stored state and up to
+        ONE read of the newest comments (a second, deeper one when every comment of the first
+        is newer than the stored state): the newest one made after the stored state and up to
         this change, by someone other than the user Switchboard writes as (its own notes
         never count).
         """
@@ -413,18 +418,38 @@ class EventProcessor:
             if comment.author_id is None or comment.author_id != self.zendesk.own_user_id():
                 return comment.to_dict()
             return None
+        found, complete_page = self._pick_comment(
+            self.zendesk.recent_comments(ticket_id, limit=RECENT_COMMENTS), RECENT_COMMENTS,
+            snapshot.updated_at, updated_at)
+        if found is None and not complete_page:
+            # Every comment read is newer than the state last processed: later changes
+            # (Switchboard's notes fanned out while this event waited, say) may have buried this
+            # change's comment beyond the first page. Read deeper, once.
+            found, complete_page = self._pick_comment(
+                self.zendesk.recent_comments(ticket_id, limit=DEEP_COMMENTS), DEEP_COMMENTS,
+                snapshot.updated_at, updated_at)
+            if found is None and not complete_page:
+                log.warning("ticket %s: its newest %s comments are all newer than the state "
+                            "last processed; a comment this change added may be missed",
+                            ticket_id, DEEP_COMMENTS)
+        return found
+
+    def _pick_comment(self, recent: tuple[Comment, ...], limit: int, since: datetime,
+                      until: datetime) -> tuple[dict[str, Any] | None, bool]:
+        """The newest comment of ``recent`` (newest first) made after ``since`` and up to
+        ``until`` by someone other than Switchboard's user, and whether ``recent`` reached back
+        to ``since`` (or holds every comment) — when not, an older one may be unread."""
         own_user = None
-        recent: tuple[Comment, ...] = self.zendesk.recent_comments(ticket_id)
         for comment in recent:
-            if comment.created_at is None or comment.created_at <= snapshot.updated_at:
-                break  # newest first: the rest is older than the stored state
-            if comment.created_at > updated_at:
+            if comment.created_at is None or comment.created_at <= since:
+                return None, True  # newest first: the rest is older than the stored state
+            if comment.created_at > until:
                 continue  # a later change's comment: its own event reports it
             if own_user is None:
                 own_user = self.zendesk.own_user_id()
             if comment.author_id != own_user:
-                return comment.to_dict()
-        return None
+                return comment.to_dict(), True
+        return None, len(recent) < limit
 
     def _current_state(self, item: inbox_mod.InboxItem, rules: RuleSet, types: tuple[str, ...],
                        fields: dict[str, Any], state: Ticket, snapshot: Ticket | None,
