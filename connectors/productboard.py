@@ -483,8 +483,12 @@ class ProductboardConnector:
         except FatalError as exc:
             if isinstance(exc, AuthError):
                 raise
-            log.warning("productboard: %s failed (%s); left off the note", what, exc)
-            return None
+            if exc.status == 409:
+                # Created meanwhile (another worker's note with the same new tag): it exists.
+                log.info("productboard: %s: it exists already", what)
+            else:
+                log.warning("productboard: %s failed (%s); left off the note", what, exc)
+                return None
         with self._lock:
             if self._tags is not None:
                 self._tags[_normal(tag)] = tag

@@ -21,6 +21,7 @@ __all__ = [
     "PagerDutyIncidentParams",
     "PagerDutyTriggerParams",
     "PriorityThreshold",
+    "ProductboardNoteParams",
     "SlackPostParams",
     "SlackThreadParams",
     "ZendeskProblemParams",
@@ -204,7 +205,11 @@ class ZendeskUpdateLinkedParams(_Params):
     sent as a public comment (``reply_mode: send``). A ticket gets a ``note`` or a ``reply``.
     """
 
-    issue: NonEmpty = Field(description="the Jira issue key whose linked tickets are updated")
+    issue: NonEmpty | None = Field(
+        None, description="the Jira issue key whose linked tickets are updated")
+    feature: NonEmpty | None = Field(
+        None, description="or: the Productboard feature id whose tickets (their feedback notes "
+        "are linked to it) are updated, e.g. {{ feature.id }}")
     note: NonEmpty | None = None
     public: bool = False
     reply: NonEmpty | None = None
@@ -220,6 +225,9 @@ class ZendeskUpdateLinkedParams(_Params):
                       self.public, self.add_tags, self.remove_tags)
         if self.note and self.reply:
             raise ValueError("a ticket gets a note or a reply, not both (one comment per update)")
+        if (self.issue is None) == (self.feature is None):
+            raise ValueError("name the tickets to update: issue (a Jira issue's linked tickets) "
+                             "or feature (a Productboard feature's), one of them")
         return self
 
 
@@ -315,6 +323,35 @@ class ZendeskProblemParams(_Params):
     incident: NonEmpty | None = Field(None, description=INCIDENT_DOC)
 
 
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ProductboardNoteParams(_Params):
+    """Feedback for product: one Productboard note per ticket (and rule), found again rather
+    than duplicated after an ambiguous create; later events of the same ticket that the rule
+    selects (a comment) are appended to that note.
+
+    The note quotes the customer (the event's comment, else the ticket's description), carries
+    ``summary`` (the agent's), the requester as its user, the organization as its company, the
+    ticket's tags (through ``tag_map`` when given) and a link back to the ticket.
+    """
+
+    title: NonEmpty = "{{ ticket.subject }}"
+    summary: NonEmpty | None = Field(
+        None, description="the agent's summary, e.g. {{ ticket.fields.get('feedback_summary') }}")
+    user_email: str = Field("{{ requester.email }}", description="the note's user (requester)")
+    user_name: str = "{{ requester.name }}"
+    company: str = Field("{{ organization.name }}",
+                         description="the note's company (organization); empty: none")
+    tag_map: dict[NoSpaces, TagName] = Field(
+        default_factory=dict,
+        description="Zendesk tag -> Productboard tag; when given, only mapped tags are sent")
+    tags: list[TagName] = Field(default_factory=list, description="tags every note gets")
+    feature: str | None = Field(
+        None, description="a Productboard feature's name (e.g. from a ticket field): the note is "
+        "linked to it; empty or unknown: not linked")
+
+
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
     """One action: what it does and how its parameters are checked and rendered."""
@@ -408,7 +445,7 @@ ACTIONS: dict[str, ActionSpec] = {
                 " ceil(N / 100) update_many calls, resumable without writing a ticket twice."
             ),
             params=ZendeskUpdateLinkedParams,
-            template_params=frozenset({"issue", "note"}),
+            template_params=frozenset({"issue", "feature", "note"}),
             per_ticket_params=frozenset({"reply"}),
             without_ticket=True,
         ),
@@ -432,6 +469,19 @@ ACTIONS: dict[str, ActionSpec] = {
             params=JiraImpactParams,
             template_params=frozenset({"issue"}),
             without_ticket=True,
+        ),
+        ActionSpec(
+            name="productboard.note",
+            description=(
+                "Send the ticket to Productboard as feedback: one note per ticket (customer's"
+                " words, agent's summary, user, company, tags, link back), found again instead of"
+                " duplicated; later selected comments are appended to the same note."
+            ),
+            params=ProductboardNoteParams,
+            template_params=frozenset({"title", "summary", "user_email", "user_name", "company",
+                                       "feature"}),
+            produces="productboard",
+            result_fields=frozenset({"note", "url", "created", "appended", "feature"}),
         ),
         ActionSpec(
             name="zendesk.problem",

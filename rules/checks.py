@@ -218,8 +218,9 @@ class ConditionChecker:
         return ok
 
 
-#: Event types about a Jira issue, not one ticket: only ``without_ticket`` actions apply.
-TICKETLESS_PREFIX = "jira."
+#: Event types about a Jira issue or a Productboard feature, not one ticket: only
+#: ``without_ticket`` actions apply.
+TICKETLESS_PREFIX = ("jira.", "productboard.")
 
 
 class ActionChecker:

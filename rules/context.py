@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "COMMENT_KEYS",
+    "FEATURE_KEYS",
     "INCIDENT_KEYS",
     "LINK_KINDS",
     "ORGANIZATION_KEYS",
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from connectors.models import Ticket
 
 #: Kinds of links a ticket can have; each is always present in the template namespace.
-LINK_KINDS: tuple[str, ...] = ("jira", "pagerduty", "slack")
+LINK_KINDS: tuple[str, ...] = ("jira", "pagerduty", "slack", "productboard")
 #: Keys of ``requester`` (``User.to_dict()``), ``organization`` and ``comment`` in a context.
 REQUESTER_KEYS: tuple[str, ...] = ("id", "name", "email", "tags", "organization_id", "fields")
 ORGANIZATION_KEYS: tuple[str, ...] = ("id", "name", "tags", "fields")
@@ -43,6 +44,8 @@ INCIDENT_KEYS: tuple[str, ...] = ("id", "number", "key", "status", "title", "url
 #: Keys of ``sla`` (an ``sla.warning`` / ``sla.breached`` event raised by the SLA watch).
 SLA_KEYS: tuple[str, ...] = ("target", "due_at", "minutes_left", "minutes_over", "priority",
                              "plan", "source")
+#: Keys of ``feature`` (a Productboard feature that tickets' notes are linked to changed).
+FEATURE_KEYS: tuple[str, ...] = ("id", "name", "status", "previous_status", "url", "tickets")
 #: Keys of ``issue`` (a Jira webhook event about an issue tickets are linked to).
 ISSUE_KEYS: tuple[str, ...] = ("key", "id", "url", "status", "previous_status", "resolution",
                                "priority", "fix_versions", "released", "changed", "agent",
@@ -140,6 +143,7 @@ class EvalContext:
     issue: Mapping[str, Any] | None = None
     jira_comment: Mapping[str, Any] | None = None
     sla: Mapping[str, Any] | None = None
+    feature: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ticket", _frozen(self.ticket))
@@ -148,7 +152,7 @@ class EvalContext:
             self, "links", MappingProxyType({k: tuple(v) for k, v in self.links.items()})
         )
         for name in ("requester", "organization", "comment", "incident", "issue",
-                     "jira_comment", "sla"):
+                     "jira_comment", "sla", "feature"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _frozen(value))
@@ -212,4 +216,6 @@ class EvalContext:
             out["jira_comment"] = _plain(self.jira_comment)
         if self.sla is not None:
             out["sla"] = _plain(self.sla)
+        if self.feature is not None:
+            out["feature"] = _plain(self.feature)
         return out

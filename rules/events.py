@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "EVENT_TYPES",
+    "FEATURE_EVENT_FIELDS",
     "INCIDENT_EVENT_FIELDS",
     "ISSUE_EVENT_FIELDS",
     "SLA_EVENT_FIELDS",
@@ -158,6 +159,20 @@ EVENT_TYPES["sla.breached"] = EventType(
     "The SLA watch found an open ticket past the due time of an SLA target: once per ticket, "
     "target and due time. `sla` holds the target (`sla.minutes_over`).",
     SLA_EVENT_FIELDS,
+)
+
+
+#: What a Productboard feature event carries: the feature, and ``links.productboard`` naming it.
+#: No one ticket: actions reach the tickets whose notes are linked to it, in bulk.
+FEATURE_EVENT_FIELDS: tuple[str, ...] = ("feature.*", "links.*", "event.*")
+
+EVENT_TYPES["productboard.feature.updated"] = EventType(
+    "productboard.feature.updated",
+    "A Productboard feature that tickets' feedback notes are linked to changed status (seen by "
+    "the Productboard poll). `feature` holds it (`feature.previous_status` the status before); "
+    "there is no single `ticket`: `zendesk.update_linked` with `feature:` reaches every ticket "
+    "whose note is linked to it.",
+    FEATURE_EVENT_FIELDS,
 )
 
 

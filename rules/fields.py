@@ -10,7 +10,7 @@ is checked against it), gives templates their schema, and tells the worker what 
 Roots: ``ticket`` (core and custom fields), ``changes`` (``changes.<field>.from`` / ``.to`` for
 every ticket field that can change), ``links``, ``event``, ``requester``, ``organization`` and
 ``comment`` (``ticket.comment_added`` only), and the roots of other events' own data
-(``incident``, ``issue``, ``jira_comment``, ``sla``).
+(``incident``, ``issue``, ``jira_comment``, ``sla``, ``feature``).
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ OTHER_FIELDS: tuple[FieldSpec, ...] = (
               "own page, or an outage it joined)."),
     FieldSpec("links.slack", FieldKind.LIST,
               "Slack threads of the ticket's escalations, as channel/ts."),
+    FieldSpec("links.productboard", FieldKind.LIST,
+              "Ids of the Productboard features the ticket's feedback note is linked to."),
     FieldSpec("event.type", FieldKind.ENUM, "The event type (ticket.created, ...).",
               tuple(EVENT_TYPES)),
     FieldSpec("event.source", FieldKind.TEXT, "Where the event came from (webhook, poller, ...)."),
@@ -132,6 +134,9 @@ COMMENT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("comment.public", FieldKind.ENUM,
               "true for a public reply, false for an internal note.", ("true", "false")),
     FieldSpec("comment.author_id", FieldKind.ID, "Zendesk user id of the comment's author."),
+    FieldSpec("comment.from_requester", FieldKind.ENUM,
+              "true when the ticket's requester wrote the comment (the customer's own words).",
+              ("true", "false")),
     FieldSpec("comment.created_at", FieldKind.TIME, "When the comment was added (ISO-8601 UTC)."),
 )
 
@@ -200,6 +205,18 @@ SLA_FIELDS: tuple[FieldSpec, ...] = (
               ("config", "zendesk")),
 )
 
+FEATURE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("feature.id", FieldKind.TEXT, "The Productboard feature's id."),
+    FieldSpec("feature.name", FieldKind.TEXT, "The feature's name."),
+    FieldSpec("feature.status", FieldKind.TEXT,
+              "The feature's status after the change (its name, e.g. Released)."),
+    FieldSpec("feature.previous_status", FieldKind.TEXT,
+              "The status Switchboard saw before (null: first seen)."),
+    FieldSpec("feature.url", FieldKind.TEXT, "Link to the feature in Productboard."),
+    FieldSpec("feature.tickets", FieldKind.ID,
+              "How many tickets' notes are linked to the feature."),
+)
+
 CUSTOM_PREFIX = "ticket.fields."
 CHANGES_PREFIX = "changes."
 #: Prefixes of configured fields (custom, user, organization) -> (what they are, config setting).
@@ -212,7 +229,7 @@ CONFIGURED: dict[str, tuple[str, str]] = {
 _NO_CHANGES = frozenset({"id", "updated_at", "url"})
 #: Roots :meth:`FieldRegistry.expand` resolves to field paths (the others are not per-ticket data).
 EXPANDED_ROOTS = frozenset({"ticket", "requester", "organization", "comment", "incident",
-                            "issue", "jira_comment", "sla"})
+                            "issue", "jira_comment", "sla", "feature"})
 
 #: Method names that read a mapping as a whole when a template calls them (``ticket.fields.items``).
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -273,6 +290,7 @@ class FieldRegistry:
         specs += ISSUE_FIELDS
         specs += JIRA_COMMENT_FIELDS
         specs += SLA_FIELDS
+        specs += FEATURE_FIELDS
         self._specs: dict[str, FieldSpec] = {spec.path: spec for spec in specs}
 
     def __iter__(self) -> Iterator[FieldSpec]:
@@ -412,6 +430,7 @@ _ROOTS: dict[str, Callable[[EvalContext], Any]] = {
     "issue": lambda ctx: ctx.issue,
     "jira_comment": lambda ctx: ctx.jira_comment,
     "sla": lambda ctx: ctx.sla,
+    "feature": lambda ctx: ctx.feature,
 }
 
 

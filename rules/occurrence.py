@@ -54,8 +54,13 @@ def event_types(base: str, changes: Mapping[str, Change], *,
 def contexts(base: EvalContext, types: Iterable[str],
              comment: Mapping[str, Any] | None = None) -> dict[str, EvalContext]:
     """One context per event type: ``base`` with ``event_type`` set, and ``comment`` on the
-    ``ticket.comment_added`` one only."""
+    ``ticket.comment_added`` one only (with ``from_requester`` worked out from its author and
+    the ticket's requester when it does not say)."""
     out: dict[str, EvalContext] = {}
+    if comment is not None and "from_requester" not in comment:
+        author = comment.get("author_id")
+        comment = {**comment, "from_requester":
+                   author is not None and author == base.ticket.get("requester_id")}
     for event_type in types:
         out[event_type] = dataclasses.replace(
             base, event_type=event_type,

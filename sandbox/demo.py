@@ -101,6 +101,10 @@ def sandboxed_config(config: LoadedConfig, sb: Sandbox, store_file: Path,
             [key.get_secret_value() for key in pd.routing_keys.values()])
     if app.connectors.slack is not None:
         update["slack"] = app.connectors.slack.model_copy(update={"base_url": sb.slack_url})
+    if app.connectors.productboard is not None:
+        pb = app.connectors.productboard
+        update["productboard"] = pb.model_copy(update={"base_url": sb.productboard_url})
+        sb.productboard.require_token(pb.token.get_secret_value())
     connectors = app.connectors.model_copy(update=update)
     store = app.store.model_copy(update={"url": f"sqlite:///{store_file}"})
     receiver = app.receiver
@@ -308,12 +312,16 @@ def run_with_sandbox(config: LoadedConfig, *, feed_sample: bool, serve: bool) ->
                 from sandbox.demo_escalation import escalation_scene  # imports this module
 
                 escalation_scene(hub, sb, field_ids, console)
+                from sandbox.demo_feedback import feedback_scene
+
+                feedback_scene(hub, sb, field_ids, console)
                 from sandbox.demo_report import report_scene
 
                 report_scene(hub, sb, console)
                 dead = dead_intents(hub)
                 if dead:
-                    console.print(f"[red]Dead-lettered in the escalation scene: {dead}[/]")
+                    console.print(f"[red]Dead-lettered in the escalation or feedback scene: "
+                                  f"{dead}[/]")
                     return 1
             if serve or not feed_sample:
                 stop = threading.Event()

@@ -69,6 +69,7 @@ class ActionContext:
     progress: dict[str, Any] = field(default_factory=dict)
     pagerduty: Any = None
     slack: Any = None
+    productboard: Any = None
 
     def save_progress(self, **values: Any) -> None:
         """Durably note a step, before the side effect it guards."""

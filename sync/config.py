@@ -127,6 +127,13 @@ class JiraPollerSettings(_Model):
         120.0, ge=0, description="each check looks this much further back than the last one")
 
 
+class ProductboardPollerSettings(_Model):
+    enabled: bool = True
+    interval_seconds: float = Field(
+        300.0, gt=0, description="how often the features tickets' notes are linked to are "
+        "checked for a status change (one call per feature)")
+
+
 class InboxSettings(_Model):
     workers: int = Field(1, ge=1, le=32)
     lease_seconds: float = Field(120.0, gt=0)
@@ -165,7 +172,7 @@ class ConnectorsSettings(_Model):
 
 
 #: The connector each vendor's actions need (the Zendesk and Jira ones are always configured).
-ACTION_CONNECTOR = {"pagerduty": "pagerduty", "slack": "slack"}
+ACTION_CONNECTOR = {"pagerduty": "pagerduty", "slack": "slack", "productboard": "productboard"}
 
 
 def _connector_problems(ruleset: RuleSet, app: AppConfig) -> list[Problem]:
@@ -217,6 +224,7 @@ class AppConfig(BaseSettings):
     receiver: ReceiverSettings = ReceiverSettings()
     poller: PollerSettings = PollerSettings()
     jira_poller: JiraPollerSettings = JiraPollerSettings()
+    productboard_poller: ProductboardPollerSettings = ProductboardPollerSettings()
     inbox: InboxSettings = InboxSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
     sandbox: SandboxSettings = SandboxSettings()

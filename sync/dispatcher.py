@@ -38,13 +38,15 @@ class Dispatcher:
                  handlers: Mapping[str, Callable[[ActionContext], ActionOutcome]],
                  *, zendesk: Any, jira: Any, jira_search_lag: float, retry: RetryPolicy,
                  lease_seconds: float, sleep: Callable[[float], None] = time.sleep,
-                 pagerduty: Any = None, slack: Any = None) -> None:
+                 pagerduty: Any = None, slack: Any = None,
+                 productboard: Any = None) -> None:
         self.store = store
         self.handlers = handlers
         self.zendesk = zendesk
         self.jira = jira
         self.pagerduty = pagerduty
         self.slack = slack
+        self.productboard = productboard
         self.jira_search_lag = jira_search_lag
         self.retry = retry
         self.lease_seconds = lease_seconds
@@ -70,7 +72,8 @@ class Dispatcher:
         ctx = ActionContext(store=self.store, item=item, params=params, zendesk=self.zendesk,
                             jira=self.jira, jira_search_lag=self.jira_search_lag,
                             sleep=self.sleep, progress=dict(item.progress),
-                            pagerduty=self.pagerduty, slack=self.slack)
+                            pagerduty=self.pagerduty, slack=self.slack,
+                            productboard=self.productboard)
         try:
             outcome = handler(ctx)
         except LeaseLost:

@@ -1,4 +1,5 @@
-"""``zendesk.update_linked``: one change to every ticket linked to a Jira issue, in bulk.
+"""``zendesk.update_linked``: one change to every ticket linked to a Jira issue (or to a
+Productboard feature, through the ticket's feedback note), in bulk.
 
 N linked tickets cost ceil(N / 100) ``update_many`` calls plus the polls of their jobs — not N
 updates — and a fan-out interrupted anywhere (a crash, a timeout, a lost answer) resumes without
@@ -100,13 +101,21 @@ def _replies(ctx: ActionContext, batch: list[int],
     return out
 
 
+def system_key(system: str) -> str:
+    """The result key naming what the tickets are linked to."""
+    return "feature" if system == "productboard" else "issue"
+
+
 def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
     params = ctx.params
-    issue = str(params["issue"]).strip()
+    # The tickets linked to a Jira issue, or those whose feedback note is linked to a
+    # Productboard feature (``sync.productboard_actions`` records that link).
+    system, issue = (("productboard", str(params["feature"]).strip()) if params.get("feature")
+                     else ("jira", str(params["issue"]).strip()))
     marker = marker_tag(ctx.item.idem_key)
     if "plan" not in ctx.progress:
         with ctx.store.read() as conn:
-            tickets = linked_tickets(conn, "jira", issue)
+            tickets = linked_tickets(conn, system, issue)
         ctx.save_progress(plan=[tickets[i:i + BATCH] for i in range(0, len(tickets), BATCH)],
                           delta=_delta(params, marker), batches={})
     plan: list[list[int]] = ctx.progress["plan"]
@@ -171,7 +180,7 @@ def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
         ctx.save_progress(batches=batches)
     failed = {k: v for b in batches.values() for k, v in (b.get("failed") or {}).items()}
     total = sum(len(b) for b in plan)
-    return ActionOutcome({"issue": issue, "tickets": total, "marker": marker,
+    return ActionOutcome({system_key(system): issue, "tickets": total, "marker": marker,
                           "batches": len(plan),
                           "jobs": [b["job"] for b in batches.values() if b.get("job")],
                           "failed": failed})

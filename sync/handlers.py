@@ -14,11 +14,13 @@ from sync.actions import ActionContext, ActionOutcome
 from sync.escalation_actions import ESCALATION_HANDLERS, ESCALATION_VENDORS
 from sync.fanout import FANOUT, zendesk_update_linked
 from sync.impact import COMMENT, IMPACT, jira_comment, jira_impact
+from sync.productboard_actions import NOTE, productboard_note
 from sync.slack_post import POST, slack_post
 
 HANDLERS: dict[str, Callable[[ActionContext], ActionOutcome]] = {
     **TICKET_HANDLERS, **ESCALATION_HANDLERS, FANOUT: zendesk_update_linked,
-    IMPACT: jira_impact, COMMENT: jira_comment, POST: slack_post}
+    IMPACT: jira_impact, COMMENT: jira_comment, NOTE: productboard_note, POST: slack_post}
 
 VENDOR_OF: dict[str, str] = {**TICKET_VENDORS, **ESCALATION_VENDORS, FANOUT: "zendesk",
-                             IMPACT: "jira", COMMENT: "jira", POST: "slack"}
+                             IMPACT: "jira", COMMENT: "jira", NOTE: "productboard",
+                             POST: "slack"}

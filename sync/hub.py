@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from connectors.http import RateLimiter
 from connectors.jira import JiraConnector
 from connectors.pagerduty import PagerDutyConnector
+from connectors.productboard import ProductboardConnector
 from connectors.slack import SlackConnector
 from connectors.zendesk import ZendeskConnector
 from sync import inbox, leases, outbox
@@ -39,6 +40,7 @@ from sync.handlers import HANDLERS, VENDOR_OF
 from sync.jira_poller import JiraPoller
 from sync.poller import ZendeskPoller
 from sync.processor import EventProcessor
+from sync.productboard_events import ProductboardPoller
 from sync.receiver import ReceiverProcess
 from sync.reload import ReloadOutcome, RulesReloader
 from sync.retry import RetryPolicy
@@ -62,7 +64,7 @@ class Hub:
     """
 
     def __init__(self, config: LoadedConfig, *, zendesk: Any = None, jira: Any = None,
-                 pagerduty: Any = None, slack: Any = None,
+                 pagerduty: Any = None, slack: Any = None, productboard: Any = None,
                  source: LoadedConfig | None = None) -> None:
         self.config = config
         app = config.app
@@ -75,6 +77,9 @@ class Hub:
         pd, sl = app.connectors.pagerduty, app.connectors.slack
         self.pagerduty = pagerduty or (PagerDutyConnector(pd) if pd is not None else None)
         self.slack = slack or (SlackConnector(sl) if sl is not None else None)
+        pb = app.connectors.productboard
+        self.productboard = productboard or (
+            ProductboardConnector(pb) if pb is not None else None)
         backoff = {"base": app.dispatcher.backoff_base_seconds,
                    "cap": app.dispatcher.backoff_max_seconds}
         self.processor = EventProcessor(
@@ -86,8 +91,10 @@ class Hub:
             jira_search_lag=jr.search_lag_seconds,
             retry=RetryPolicy(app.dispatcher.max_attempts, **backoff),
             lease_seconds=app.dispatcher.lease_seconds, pagerduty=self.pagerduty,
-            slack=self.slack)
+            slack=self.slack, productboard=self.productboard)
         self.jira_poller = JiraPoller(self.store, self.jira, app.jira_poller)
+        self.productboard_poller = ProductboardPoller(
+            self.store, self.productboard, app.productboard_poller, on_events=self._wake_inbox)
         self.poller = ZendeskPoller(self.store, self.zendesk, app.poller,
                                     on_events=self._wake_inbox)
         self.sla_watch = SlaWatch(self.store, app.sla, self.zendesk, on_events=self._wake_inbox)
@@ -144,6 +151,11 @@ class Hub:
             self._scheduler.add_job(self._sla_job, "interval", id="sla-watch",
                                     seconds=app.sla.scan_interval_seconds, max_instances=1,
                                     coalesce=True)
+        if app.productboard_poller.enabled and self.productboard is not None:
+            self._scheduler.add_job(self._productboard_poll_job, "interval",
+                                    id="productboard-poll",
+                                    seconds=app.productboard_poller.interval_seconds,
+                                    max_instances=1, coalesce=True)
         if app.rules_reload_seconds > 0:
             self._scheduler.add_job(self._reload_job, "interval", id="rules-reload",
                                     seconds=app.rules_reload_seconds, max_instances=1,
@@ -171,6 +183,8 @@ class Hub:
             self._scheduler.shutdown(wait=True)
         if self.pagerduty is not None and hasattr(self.pagerduty, "close"):
             self.pagerduty.close()  # its HTTP clients' pooled TLS connections
+        if self.productboard is not None and hasattr(self.productboard, "close"):
+            self.productboard.close()
         self.store.close()
 
     def _start_receiver(self) -> None:
@@ -262,6 +276,28 @@ class Hub:
         except Exception:
             log.exception("jira poll failed; the next run retries from the saved time")
 
+    def _productboard_poll_job(self) -> None:
+        try:
+            self.productboard_poller.poll()
+        except Exception:
+            log.exception("productboard poll failed; the next run checks again")
+
+    def poll_productboard_now(self) -> int:
+        """Check the features tickets' notes are linked to, in the caller's thread; returns
+        how many status changes it stored (tests, demo)."""
+        return self.productboard_poller.poll()
+
+    def _sla_job(self) -> None:
+        try:
+            self.sla_watch.scan()
+        except Exception:
+            log.exception("sla scan failed; the next run scans again")
+
+    def scan_sla_now(self, now: datetime | None = None) -> ScanResult:
+        """Run one SLA scan in the caller's thread (tests, demo) at ``now`` (default: the
+        watch's clock); its events are in the inbox when it returns."""
+        return self.sla_watch.scan(now)
+
     def _report_job(self) -> None:
         try:
             self.run_report_now()
@@ -282,17 +318,6 @@ class Hub:
 
         job = self._scheduler.get_job(REPORT_JOB_ID) if self._scheduler is not None else None
         return None if job is None else job.next_run_time
-
-    def _sla_job(self) -> None:
-        try:
-            self.sla_watch.scan()
-        except Exception:
-            log.exception("sla scan failed; the next run scans again")
-
-    def scan_sla_now(self, now: datetime | None = None) -> ScanResult:
-        """Run one SLA scan in the caller's thread (tests, demo) at ``now`` (default: the
-        watch's clock); its events are in the inbox when it returns."""
-        return self.sla_watch.scan(now)
 
     def poll_jira_now(self) -> int:
         """Run one Jira reconciliation poll in the caller's thread (tests); events stored."""

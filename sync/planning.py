@@ -61,6 +61,14 @@ def order_key(rule_id: str, action: str, params: Mapping[str, Any],
                                namespace).get("dedupe_by", "")
         if str(dedupe).strip():
             return f"jira-bug:{params.get('project')}:{str(dedupe).strip()}"
+    if action == UPDATE_LINKED and params.get("feature"):
+        try:
+            feature = str(render_params(action, {"feature": params["feature"]},
+                                        namespace).get("feature", "")).strip()
+        except Exception:  # it uses an earlier action's result: see intent_rows
+            return None
+        if feature:  # fan-outs to a feature's tickets run one at a time
+            return f"productboard-linked:{feature}"
     if action in (UPDATE_LINKED, IMPACT, JIRA_COMMENT):
         try:
             issue = str(render_params(action, {"issue": params.get("issue", "")},

@@ -44,6 +44,7 @@ from sync.jira_events import process_jira
 from sync.leases import LeaseLost
 from sync.links import links_for_ticket
 from sync.planning import CREATE_BUG, follow_up_rows
+from sync.productboard_events import process_productboard
 from sync.retry import RetryPolicy
 from sync.rulestate import StoreRuleState
 from sync.schema import outbox
@@ -59,6 +60,8 @@ TICK = "tick"
 PAGERDUTY = "pagerduty"
 #: ``payload.style`` of Jira webhook events (``sync.jira_events``).
 JIRA = "jira"
+#: ``payload.style`` of Productboard feature events (``sync.productboard_events``).
+PRODUCTBOARD = "productboard"
 #: Comments read to find the one a change added (newest first), and how deep to read when all
 #: of them are newer than the state last processed.
 RECENT_COMMENTS = 5
@@ -312,6 +315,8 @@ class EventProcessor:
             return process_incident(self, item)
         if payload.get("style") == JIRA:
             return process_jira(self, item)
+        if payload.get("style") == PRODUCTBOARD:
+            return process_productboard(self, item)
         if payload.get("style") == SLA:
             return process_sla(self, item)
         fields: dict[str, Any] = dict(payload["fields"])

@@ -163,6 +163,22 @@ def test_an_unknown_tag_is_created_then_the_note_sent_again(
     assert len(calls_to(rsps, "POST", TAGS)) == 1
 
 
+def test_a_tag_created_meanwhile_by_another_note_is_used_not_left_off(
+    rsps: responses.RequestsMock, connector: ProductboardConnector
+) -> None:
+    # Two workers' notes bring the same new tag: the second tag create answers 409.
+    rsps.post(NOTES, json=load("productboard", "error_tag_not_found"), status=422)
+    rsps.post(NOTES, json=load("productboard", "create_note_response"), status=201)
+    rsps.get(TAGS, json=load("productboard", "tag_values"))
+    rsps.post(TAGS, status=409, json={"errors": [
+        {"code": "resource.conflict", "title": "Conflict", "detail": "Tag 'mobile' exists"}]})
+    note = connector.create_note(NewNote(title="T", content="c", record_id="r",
+                                         tags=("mobile", "export")))
+    assert sent(rsps.calls[-1])["data"]["fields"]["tags"] == [{"name": "mobile"},
+                                                              {"name": "export"}]
+    assert note.tags == ("mobile", "export")
+
+
 def test_with_create_missing_tags_off_unknown_tags_are_left_off(
     rsps: responses.RequestsMock, clock: FakeClock
 ) -> None:

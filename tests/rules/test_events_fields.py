@@ -43,8 +43,9 @@ def test_every_event_type_declares_fields_and_only_comment_added_carries_the_com
                        "pagerduty.incident.annotated"]
     issue_events = ["jira.issue.updated", "jira.issue.deleted"]
     sla_events = ["sla.warning", "sla.breached"]
+    feature_events = ["productboard.feature.updated"]
     assert list(EVENT_TYPES) == ticket_events + incident_events + issue_events + [
-        "jira.comment.added"] + sla_events
+        "jira.comment.added"] + sla_events + feature_events
     assert carried_by("jira_comment.body") == ["jira.comment.added"]
     assert carried_by("comment.body") == ["ticket.comment_added"]
     assert carried_by("requester.name") == ticket_events + sla_events
@@ -52,7 +53,10 @@ def test_every_event_type_declares_fields_and_only_comment_added_carries_the_com
     # An incident event carries the escalated ticket and its links, but no change set.
     assert carried_by("ticket.subject") == ticket_events + incident_events + sla_events
     assert carried_by("links.pagerduty") == [*ticket_events, *incident_events, *issue_events,
-                                             "jira.comment.added", *sla_events]
+                                             "jira.comment.added", *sla_events, *feature_events]
+    # A Productboard feature event is about the feature: no single ticket either.
+    assert carried_by("feature.status") == feature_events
+    assert EVENT_TYPES["productboard.feature.updated"].roots == {"feature", "links", "event"}
     # An SLA event carries the ticket as stored, its people and the target: no change set.
     assert carried_by("sla.minutes_left") == sla_events
     assert EVENT_TYPES["sla.warning"].roots == {
@@ -71,7 +75,8 @@ def test_registry_lists_the_fields_an_event_carries() -> None:
     updated = {spec.path for spec in registry.for_event("ticket.updated")}
     comment = {spec.path for spec in registry.for_event("ticket.comment_added")}
     assert comment - updated == {"comment.id", "comment.body", "comment.public",
-                                 "comment.author_id", "comment.created_at"}
+                                 "comment.author_id", "comment.from_requester",
+                                 "comment.created_at"}
     assert {"changes.status.from", "changes.status.to", "changes.fields.error_code.to",
             "requester.fields.seats", "organization.fields.plan_tier",
             "organization.name"} <= updated
@@ -329,3 +334,57 @@ def test_docs_rules_md_documents_every_action_and_its_params() -> None:
         if not params and "(param: `incident`)" in section:
             params = {"incident"}
         assert sorted(set(spec.params.model_fields) - params) == [], name
+
+
+# --- Productboard: the customer's words, and feature events --------------------------------
+
+
+@pytest.mark.parametrize(("author", "expected"), [(7501, True), (900002, False), (None, False)])
+def test_a_comment_is_from_the_requester_only_when_the_requester_wrote_it(author, expected):
+    ctx = make_ctx("ticket.comment_added", requester_id=7501)
+    comment = {"id": 1, "body": "more", "public": True, "author_id": author,
+               "created_at": None}
+    by_type = contexts(ctx, ["ticket.comment_added"], comment)
+    assert resolve("comment.from_requester", by_type["ticket.comment_added"]) is expected
+
+
+def test_a_feature_event_takes_only_actions_that_need_no_ticket() -> None:
+    found = problems("""
+        rules:
+          - id: released
+            on: [productboard.feature.updated]
+            if: {field: feature.status, op: equals, value: Released}
+            then:
+              - zendesk.update: {note: "{{ feature.name }} shipped"}
+        """)
+    assert len(found) == 1
+    assert "zendesk.update acts on one ticket" in found[0]
+    assert "productboard.feature.updated events carry none" in found[0]
+    rules = load("""
+        rules:
+          - id: released
+            on: [productboard.feature.updated]
+            if: {field: feature.status, op: equals, value: Released}
+            then:
+              - zendesk.update_linked: {feature: "{{ feature.id }}", note: "{{ feature.name }}"}
+        """)
+    ctx = EvalContext("productboard.feature.updated", "productboard", {}, {},
+                      {"productboard": ("f-1",)},
+                      feature={"id": "f-1", "name": "CSV export", "status": "released",
+                               "previous_status": "Planned", "url": None, "tickets": 3})
+    assert evaluate(rules.rules[0], ctx).matched  # case-insensitive by default
+
+
+@pytest.mark.parametrize("params", [
+    '{note: "x"}',                                    # neither issue nor feature
+    '{issue: "SUP-1", feature: "f-1", note: "x"}',    # both
+])
+def test_update_linked_names_an_issue_or_a_feature_exactly(params: str) -> None:
+    found = problems(f"""
+        rules:
+          - id: r
+            on: [jira.issue.updated]
+            then:
+              - zendesk.update_linked: {params}
+        """)
+    assert any("issue" in p and "feature" in p and "one of them" in p for p in found), found

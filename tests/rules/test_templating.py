@@ -79,7 +79,7 @@ def test_default_bug_description_renders_missing_custom_fields_as_not_provided()
 def test_namespace_always_has_link_kinds_and_is_a_copy_of_the_context() -> None:
     ctx = make_ctx()
     ns = ctx.namespace()
-    assert ns["links"] == {"jira": [], "pagerduty": [], "slack": []}
+    assert ns["links"] == {"jira": [], "pagerduty": [], "slack": [], "productboard": []}
     assert ns["event"] == {"type": "ticket.updated", "source": "webhook"}
     ns["ticket"]["tags"].append("changed")
     assert ctx.ticket["tags"] == ["bug_confirmed", "billing"]
