@@ -26,8 +26,8 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
     assert headline.groups() == ("48", "5", "9", "15")
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "-> 5 Jira bugs, 9 tickets linked, 15 internal notes written back" in readme
-    # Nothing dead-lettered, nothing pending; the shadow rule's intents recorded, never run.
-    assert "Intents: {'done': 33, 'shadow': 9}" in out
+    # Nothing dead-lettered, nothing pending, nothing in shadow (the SLA rules see no event).
+    assert "Intents: {'done': 45}" in out
     # Each bug's impact: one comment, edited in place as tickets joined (SUP-1 has three).
     assert "The impact comment on SUP-1" in out
     assert "*Linked tickets:* 3 — 3 open, 0 solved" in out
@@ -37,7 +37,7 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
     for rule, decided in (("confirmed-bug-to-jira", "live 42 9 9 0"),
                           ("login-outage", "live 40 4 1 3"),
                           ("enterprise-urgent", "live 42 6 5 1"),
-                          ("product-feedback", "shadow 40 9 9 0")):
+                          ("feedback-to-productboard", "live 42 6 6 0")):
         assert re.search(rf"{rule} +{decided.replace(' ', ' +')}", re.sub(r"[│┃]", " ", out)), \
             rule
     # The escalation scene: one page per incident, one thread each, PagerDuty's acknowledge back.
@@ -48,4 +48,14 @@ def test_demo_plays_the_sample_to_the_result_the_readme_states(tmp_path):
     assert "Acknowledged by Priya Shah; 1 ticket(s) from Acme Logistics" in out
     assert "↳ Acknowledged by Priya Shah." in out
     assert "7 ticket(s) from Acme Logistics, Brightside Dental, Cobalt Freight" in out
+    # The feedback scene: one Productboard note per ticket, later words appended, and the
+    # released feature's customers get a reply drafted.
+    assert re.search(r"Feedback: 5 feedback tickets -> 5 Productboard notes \(\d+ create calls",
+                     out), out[-3000:]
+    assert "1 later comment(s) appended; 'Route export to CSV' released -> a reply drafted on " \
+        "3 ticket(s)" in out
+    # The sample trend report, written and posted.
+    assert re.search(r"Written: \S+report-\d{4}-\d{2}-\d{2}\.md, report-", out), out[-2000:]
+    assert "Posted to #support-reports: the summary" in out
+    assert "feedback_logged (" not in out  # workflow tags are no topic (report.ignore_tags)
     assert (tmp_path / "var" / "demo.db").exists()
