@@ -268,7 +268,8 @@ def _create(ctx: ActionContext, record: str, ticket_id: int, context: Mapping[st
 
 
 def _link_feature(ctx: ActionContext, note_id: str, name: str) -> PBFeature | None:
-    """Link the note to the feature ``name`` names; None when none is named or known."""
+    """Link the note to the feature ``name`` names; None when none is named or known (or it
+    is gone)."""
     if not name:
         return None
     feature: PBFeature | None = ctx.productboard.find_feature(name)
@@ -276,8 +277,20 @@ def _link_feature(ctx: ActionContext, note_id: str, name: str) -> PBFeature | No
         log.warning("intent %s: Productboard has no feature named %r; note %s not linked",
                     ctx.item.id, name, note_id)
         return None
-    ctx.productboard.link_note_to_feature(note_id, feature.id)
-    return feature
+    return feature if _link(ctx, note_id, feature.id) else None
+
+
+def _link(ctx: ActionContext, note_id: str, feature_id: str) -> bool:
+    """Link a note to a feature; False (logged) when Productboard no longer has the feature
+    (deleted since the feature list was read): the note stays, unlinked, like one naming an
+    unknown feature."""
+    try:
+        ctx.productboard.link_note_to_feature(note_id, feature_id)
+    except NotFoundError as exc:
+        log.warning("intent %s: Productboard note %s not linked to feature %s: %s",
+                    ctx.item.id, note_id, feature_id, exc)
+        return False
+    return True
 
 
 def _result(row: Mapping[str, Any], *, created: bool, appended: bool) -> dict[str, Any]:

@@ -317,3 +317,25 @@ def test_a_feature_that_cannot_be_read_is_retried_at_the_next_poll(sb, pb_hub):
     assert hub.poll_productboard_now() == 1
     assert hub.wait_idle(60)
     assert len(rows(hub, outbox, outbox.c.action == "zendesk.update_linked")) == 1
+
+
+LINK = r"^/v2/notes/[^/]+/relationships$"
+
+
+def test_a_feature_gone_when_the_note_is_linked_leaves_the_note_unlinked_and_known(sb, pb_hub):
+    # The feature list is cached (feature_cache_seconds): a feature deleted meanwhile is found
+    # by name, and Productboard answers the link with a 404. The note exists by then.
+    hub = pb_hub
+    sb.faults.add("productboard", "POST", LINK, kind="status", status=404)
+    ticket = _request(sb)
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    assert sb.productboard.linked_features(note["id"]) == []
+    (row,) = rows(hub, productboard_notes)
+    assert (row.note_id, row.feature_id) == (note["id"], None)
+    assert not rows(hub, outbox, outbox.c.status.in_(["dead", "pending"]))
+    # The customer's later words go to that note: still one note for the ticket.
+    _customer_says(sb, ticket, "Also: the export should include the driver's name.")
+    assert hub.wait_idle(30)
+    assert len(sb.productboard.notes()) == 1
+    assert "driver's name" in _content(sb.productboard.note(note["id"]))
