@@ -199,9 +199,10 @@ def _follow_up(ctx: ActionContext, row: Mapping[str, Any], context: Mapping[str,
             user_name=_text(params.get("user_name")) or None,
             company_name=_text(params.get("company")) or None,
             tags=tuple(row["tags"] or ())))  # the ticket's note's tags: one topic
-        if row["feature_id"]:
-            # Where product reads it: the feature the ticket's note is an insight of.
-            ctx.productboard.link_note_to_feature(note.id, str(row["feature_id"]))
+    if row["feature_id"]:
+        # Where product reads it: the feature the ticket's note is an insight of. Also when
+        # the note was found again (linking it may be what failed; linking twice is a no-op).
+        _link(ctx, note.id, str(row["feature_id"]))
     log.info("Productboard note %s is locked; the ticket's later words went to note %s",
              row["note_id"], note.id)
     return str(note.id)

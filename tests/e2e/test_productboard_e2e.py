@@ -339,3 +339,21 @@ def test_a_feature_gone_when_the_note_is_linked_leaves_the_note_unlinked_and_kno
     assert hub.wait_idle(30)
     assert len(sb.productboard.notes()) == 1
     assert "driver's name" in _content(sb.productboard.note(note["id"]))
+
+
+def test_a_follow_up_note_whose_link_failed_is_linked_when_the_intent_is_retried(sb, pb_hub):
+    hub = pb_hub
+    ticket = _request(sb)
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    # The follow-up note is created; linking it to the feature then fails once (a 503).
+    sb.faults.add("productboard", "POST", LINK, kind="status", status=503)
+    _customer_says(sb, ticket, "Also: the export should include the driver's name.")
+    assert hub.wait_idle(30)
+    (follow_up,) = [n for n in sb.productboard.notes() if n["id"] != note["id"]]
+    assert "driver's name" in _content(follow_up)
+    assert sb.productboard.linked_features(follow_up["id"]) == \
+        sb.productboard.linked_features(note["id"]) != []
+    (intent,) = [r for r in rows(hub, outbox, outbox.c.action == "productboard.note")
+                 if r.rule_id == "feedback-follow-up-to-productboard"]
+    assert intent.status == "done" and intent.attempts == 2
