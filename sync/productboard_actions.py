@@ -12,7 +12,8 @@ ticket and the rule that created it. The store keeps each ticket's note
 2. a create that may have been sent (``create_sent`` in the intent's progress) is looked up by
    its record id before creating again, so a retried or ambiguous create is found, not
    duplicated;
-3. a note deleted in Productboard meanwhile is created again (with this event's words).
+3. a note deleted in Productboard meanwhile is created again (with this event's words),
+   linked to the feature the deleted one was linked to;
 
 Text from tickets is data: everything put into the note's HTML is escaped.
 """
@@ -245,6 +246,11 @@ def _create(ctx: ActionContext, record: str, ticket_id: int, context: Mapping[st
         note = pb.create_note(draft)
     feature = _link_feature(ctx, note.id, _text(params.get("feature")))
     feature_id = feature.id if feature is not None else None
+    if replaces is not None and replaces["feature_id"] and not _text(params.get("feature")) \
+            and _link(ctx, note.id, str(replaces["feature_id"])):
+        # The note created again is an insight of the feature the ticket follows (its link
+        # and the feature's status are recorded already).
+        feature_id = str(replaces["feature_id"])
     now = utcnow()
     values = {"ticket_id": ticket_id, "rule_id": ctx.item.rule_id, "record_id": record,
               "note_id": note.id, "url": note.url, "feature_id": feature_id,

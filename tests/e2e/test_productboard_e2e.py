@@ -357,3 +357,21 @@ def test_a_follow_up_note_whose_link_failed_is_linked_when_the_intent_is_retried
     (intent,) = [r for r in rows(hub, outbox, outbox.c.action == "productboard.note")
                  if r.rule_id == "feedback-follow-up-to-productboard"]
     assert intent.status == "done" and intent.attempts == 2
+
+
+def test_a_deleted_note_created_again_stays_linked_to_the_tickets_feature(sb, pb_hub):
+    hub = pb_hub
+    ticket = _request(sb)
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    feature = _feature_id(sb, "Route export to CSV")
+    gone = requests.delete(f"{sb.productboard_url}/v2/notes/{note['id']}", timeout=5,
+                           headers={"Authorization": "Bearer sandbox-token"})
+    assert gone.status_code in (200, 204)
+    # The follow-up rule names no feature: the ticket's note keeps the one it had.
+    _customer_says(sb, ticket, "Any news on the CSV export?")
+    assert hub.wait_idle(30)
+    (again,) = _notes(sb, ticket)
+    assert sb.productboard.linked_features(again["id"]) == [feature]
+    (row,) = rows(hub, productboard_notes)
+    assert (row.note_id, row.feature_id) == (again["id"], feature)
