@@ -14,6 +14,8 @@ ticket and the rule that created it. The store keeps each ticket's note
    duplicated;
 3. a note deleted in Productboard meanwhile is created again (with this event's words),
    linked to the feature the deleted one was linked to;
+4. the rule that created the note, matching again with no comment (an update decided before
+   its first note landed), appends nothing: the note quotes the ticket already.
 
 Text from tickets is data: everything put into the note's HTML is escaped.
 """
@@ -150,6 +152,12 @@ def productboard_note(ctx: ActionContext) -> ActionOutcome:
     ref = item.idem_key[:12]
     row = _stored(ctx, ticket_id)
     if row is not None and ref in (row["appended"] or []):
+        return ActionOutcome(_result(row, created=False, appended=False))
+    if row is not None and row["record_id"] == record and _words(context)[1] == "description":
+        # The rule that sent the ticket sends it again with no new words (an update decided
+        # before its first note landed): the note holds them already.
+        log.info("intent %s: ticket %s is in Productboard note %s already; nothing new to "
+                 "append", item.id, ticket_id, row["note_id"])
         return ActionOutcome(_result(row, created=False, appended=False))
     if row is not None:
         appended = _append(ctx, row, context, params, ref)

@@ -6,6 +6,7 @@ duplicated, ticket text kept as data."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -375,3 +376,25 @@ def test_a_deleted_note_created_again_stays_linked_to_the_tickets_feature(sb, pb
     assert sb.productboard.linked_features(again["id"]) == [feature]
     (row,) = rows(hub, productboard_notes)
     assert (row.note_id, row.feature_id) == (again["id"], feature)
+
+
+def test_an_update_decided_before_the_first_note_landed_does_not_send_the_request_again(
+        sb, pb_hub):
+    # The ticket is updated while its note is being created: the rule still sees no
+    # feedback_logged tag and matches again. The request is sent once all the same.
+    hub = pb_hub
+    hold = sb.faults.add("productboard", "POST", CREATE, kind="hold", phase="before")
+    ticket = _request(sb, feature=None)
+    assert hold.wait_reached(10)
+    sb.zendesk.update_ticket(ticket, {"priority": "high"})
+    sb.zendesk.deliver(ticket, style="trigger", event_type="ticket.updated")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(
+            rows(hub, outbox, outbox.c.action == "productboard.note")) < 2:
+        time.sleep(0.05)
+    assert len(rows(hub, outbox, outbox.c.action == "productboard.note")) == 2
+    hold.release()
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    assert len(sb.productboard.notes()) == 1
+    assert _content(note).count("We copy 300 routes by hand every Monday.") == 1
