@@ -110,8 +110,9 @@ def zendesk_update_linked(ctx: ActionContext) -> ActionOutcome:
     params = ctx.params
     # The tickets linked to a Jira issue, or those whose feedback note is linked to a
     # Productboard feature (``sync.productboard_actions`` records that link).
-    system, issue = (("productboard", str(params["feature"]).strip()) if params.get("feature")
-                     else ("jira", str(params["issue"]).strip()))
+    system, issue = (("productboard", str(params["feature"]).strip())
+                     if params.get("feature") is not None
+                     else ("jira", str(params.get("issue") or "").strip()))
     marker = marker_tag(ctx.item.idem_key)
     if "plan" not in ctx.progress:
         with ctx.store.read() as conn:

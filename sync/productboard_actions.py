@@ -31,8 +31,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.errors import ConfigurationError, NotFoundError
-from connectors.productboard import NewNote, NoteContentLockedError, PBFeature
+from connectors.errors import ConfigurationError, FatalError, NotFoundError
+from connectors.productboard import NewNote, NoteContentLockedError, PBFeature, PBNote
 from sync.actions import ActionContext, ActionOutcome
 from sync.links import add_link
 from sync.productboard_events import record_feature
@@ -237,8 +237,15 @@ def _create(ctx: ActionContext, record: str, ticket_id: int, context: Mapping[st
             replaces: Mapping[str, Any] | None) -> ActionOutcome:
     pb = ctx.productboard
     ticket = context.get("ticket") or {}
-    # A create may have landed (ambiguous failure, or a crash before its record): find it.
-    note = pb.find_note(record) if ctx.progress.get("create_sent") else None
+    created = ctx.progress.get("created")
+    note: PBNote | None = None
+    if isinstance(created, dict):
+        # Created by an earlier attempt that failed later (linking the feature): not again.
+        note = PBNote(id=str(created["id"]), url=created.get("url"), record_id=record,
+                      title="", content="", tags=tuple(created.get("tags") or ()))
+    elif ctx.progress.get("create_sent"):
+        # A create may have landed (ambiguous failure, or a crash before its record): find it.
+        note = pb.find_note(record)
     if note is not None and replaces is not None and note.id == str(replaces["note_id"]):
         note = None  # the deleted one, still listed
     if note is None:
@@ -252,6 +259,8 @@ def _create(ctx: ActionContext, record: str, ticket_id: int, context: Mapping[st
             company_name=_text(params.get("company")) or None, tags=tuple(tags))
         ctx.save_progress(create_sent=True)
         note = pb.create_note(draft)
+    if not isinstance(created, dict):
+        ctx.save_progress(created={"id": note.id, "url": note.url, "tags": list(note.tags)})
     feature = _link_feature(ctx, note.id, _text(params.get("feature")))
     feature_id = feature.id if feature is not None else None
     if replaces is not None and replaces["feature_id"] and not _text(params.get("feature")) \
@@ -301,7 +310,10 @@ def _link(ctx: ActionContext, note_id: str, feature_id: str) -> bool:
     unknown feature."""
     try:
         ctx.productboard.link_note_to_feature(note_id, feature_id)
-    except NotFoundError as exc:
+    except FatalError as exc:
+        # Gone (404), or refused for good (403, 4xx): the note is kept and recorded, unlinked;
+        # a failure worth retrying (5xx, 429, timeout) is retried — the note is not created
+        # again (its id is in the intent's progress).
         log.warning("intent %s: Productboard note %s not linked to feature %s: %s",
                     ctx.item.id, note_id, feature_id, exc)
         return False

@@ -7,7 +7,7 @@ When ``productboard.note`` links a ticket's note to a feature it records the lin
 (:class:`ProductboardPoller`, ``productboard_poller`` in the config) reads each linked feature
 (one call each) and, when its status differs from the one recorded, stores ONE inbox event and the
 new status in the same transaction — so a crash can neither lose the change nor report it twice
-(the event's change key names the feature and its new status and update time).
+(the event's change key names the feature and the number of changes seen of it).
 
 The processor turns the event into ``productboard.feature.updated`` with ``feature.*`` and
 ``links.productboard`` naming it, and no single ticket: its rules reach the tickets whose notes are
@@ -112,16 +112,18 @@ class ProductboardPoller:
                 return 0
             if known.get("status") == feature.status:
                 if (known.get("name"), known.get("url")) != (feature.name, feature.url):
-                    set_cursor(conn, name, _state(feature))
+                    set_cursor(conn, name, {**_state(feature), "seq": known.get("seq", 0)})
                 return 0
-            stamp = feature.updated_at.isoformat() if feature.updated_at else ""
+            # The n-th change seen of this feature: a key that never repeats, even for a
+            # status that comes back (Released, In progress, Released) without an updatedAt.
+            seq = int(known.get("seq") or 0) + 1
             result = inbox_mod.accept_in(
                 conn, source=SYSTEM, kind="poll:feature.updated",
                 entity_key=f"productboard:feature:{feature.id}",
-                change_key=f"productboard:feature:{feature.id}:{feature.status}:{stamp}"[:192],
+                change_key=f"productboard:feature:{feature.id}:{seq}"[:192],
                 payload={"style": STYLE, "feature": _state(feature),
                          "previous_status": known.get("status")})
-            set_cursor(conn, name, _state(feature))
+            set_cursor(conn, name, {**_state(feature), "seq": seq})
         log.info("Productboard feature %s (%s): %s -> %s", feature.id, feature.name,
                  known.get("status"), feature.status)
         return int(result.accepted)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sandbox import Sandbox
 from sandbox.demo import load_sample, seed_organizations, zendesk_ticket
 from sync.schema import productboard_notes
-from tests.e2e.conftest import FIELD_IDS, calls, config_with, outbox, rows
+from tests.e2e.conftest import FIELD_IDS, calls, config_with, inbox, outbox, rows
 
 SHIPPED = (config_with.__globals__["ROOT"] / "config.yaml").read_text(encoding="utf-8")
 FEEDBACK_RULES = ("  - id: feedback-to-productboard"
@@ -342,6 +342,37 @@ def test_a_feature_gone_when_the_note_is_linked_leaves_the_note_unlinked_and_kno
     assert "driver's name" in _content(sb.productboard.note(note["id"]))
 
 
+def test_a_link_that_fails_after_the_create_is_retried_without_creating_the_note_again(
+        sb, pb_hub):
+    # The note lands; linking it fails (a 503, then a reset: the link's answer is lost). The
+    # retries link it; the note is not created again (its id is in the intent's progress).
+    hub = pb_hub
+    sb.faults.add("productboard", "POST", LINK, kind="status", status=503)
+    sb.faults.add("productboard", "POST", LINK, kind="reset_after_commit")
+    ticket = _request(sb)
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    assert len(sb.productboard.notes()) == 1
+    assert calls(sb, "productboard", "POST", CREATE) == 1
+    assert calls(sb, "productboard", "GET", r"^/v2/notes$") == 0  # not even looked for
+    assert sb.productboard.linked_features(note["id"]) == [_feature_id(sb, "Route export to CSV")]
+    (intent,) = [r for r in rows(hub, outbox, outbox.c.action == "productboard.note")]
+    assert intent.status == "done" and intent.attempts == 3
+    (row,) = rows(hub, productboard_notes)
+    assert row.note_id == note["id"] and row.feature_id is not None
+
+
+def test_a_link_refused_for_good_keeps_the_note_recorded_unlinked(sb, pb_hub):
+    hub = pb_hub
+    sb.faults.add("productboard", "POST", LINK, kind="status", status=403, times=None)
+    ticket = _request(sb)
+    assert hub.wait_idle(60)
+    (note,) = _notes(sb, ticket)
+    (row,) = rows(hub, productboard_notes)
+    assert (row.note_id, row.feature_id) == (note["id"], None)
+    assert not rows(hub, outbox, outbox.c.status.in_(["dead", "pending"]))
+
+
 def test_a_follow_up_note_whose_link_failed_is_linked_when_the_intent_is_retried(sb, pb_hub):
     hub = pb_hub
     ticket = _request(sb)
@@ -398,3 +429,19 @@ def test_an_update_decided_before_the_first_note_landed_does_not_send_the_reques
     (note,) = _notes(sb, ticket)
     assert len(sb.productboard.notes()) == 1
     assert _content(note).count("We copy 300 routes by hand every Monday.") == 1
+
+
+def test_a_status_that_comes_back_is_reported_each_time(sb, pb_hub):
+    # Released, back to In progress (a rollback), Released again: three changes, three events.
+    hub = pb_hub
+    _request(sb)
+    assert hub.wait_idle(60)
+    feature = _feature_id(sb, "Route export to CSV")
+    for status in ("Released", "In progress", "Released"):
+        sb.productboard.set_feature_status(feature, status)
+        assert hub.poll_productboard_now() == 1, status
+    assert hub.wait_idle(60)
+    statuses = [r.outcome for r in rows(hub, inbox, inbox.c.source == "productboard")]
+    assert len(statuses) == 3 and "-> Released" in statuses[2], statuses
+    # Each release drafted the reply: the rule's own idempotency is per event.
+    assert len(rows(hub, outbox, outbox.c.action == "zendesk.update_linked")) == 2
