@@ -88,6 +88,7 @@ def fan_out(n: int, rate: int) -> dict:
                 - sb.requests.count("zendesk", method="GET", path_regex=r"job_statuses"),
                 "rate_limited": sum(1 for e in sb.requests.entries("zendesk") if e.status == 429),
                 "jira": sb.requests.count("jira", path_regex=r"."),
+                "jira_paths": sorted({e.path for e in sb.requests.entries("jira")}),
             }
         finally:
             hub.stop()
@@ -109,7 +110,8 @@ def main() -> None:
         print(f"{n:>7} {math.ceil(n / 100):>6} {out['update_many']:>11} {out['job_polls']:>9} "
               f"{out['zendesk_other']:>8} {out['jira']:>5} {out['rate_limited']:>5} "
               f"{out['once']:>9} {out['seconds']:>8.2f}"
-              + ("" if out["idle"] else "  (not idle in time)"))
+              + ("" if out["idle"] else "  (not idle in time)")
+              + (f"  jira: {', '.join(out['jira_paths'])}" if out["jira_paths"] else ""))
 
 
 if __name__ == "__main__":
