@@ -5,6 +5,7 @@ rule that can fire reads them — in one call, then from the cache."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from textwrap import dedent
 from typing import Any
@@ -17,7 +18,7 @@ from connectors.zendesk import ZendeskConnector
 from rules import load_rules, load_yaml
 from sandbox import Sandbox
 from sync import inbox
-from sync.processor import EventProcessor
+from sync.processor import DEEP_COMMENTS, RECENT_COMMENTS, EventProcessor
 from sync.retry import RetryPolicy
 from sync.schema import decisions
 from sync.schema import inbox as inbox_table
@@ -228,6 +229,61 @@ def test_a_comment_the_webhook_carries_costs_no_comment_read(sb, store) -> None:
     hub.feed(ticket_id, style="event", partial=True, comment=carried)
     assert hub.decisions()[-1] == ("customer-replied", "ticket.comment_added", True)
     assert not any("/comments" in call for call in hub.calls())
+
+
+def comments_call(ticket_id: int, page_size: int) -> str:
+    """The request for a ticket's newest comments, as :meth:`Hub.calls` shows it."""
+    return f"GET /api/v2/tickets/{ticket_id}/comments.json?page[size]={page_size}&sort=-created_at"
+
+
+def a_note_buried_by_own_notes(hub: Hub, own_notes: int) -> int:
+    """An escalated ticket Switchboard has seen, then an agent's ``#eng`` note whose event is
+    queued, then ``own_notes`` notes by Switchboard's user landing before it is processed (the
+    notes fanned out for earlier changes, say). Returns the ticket's id."""
+    ticket_id = hub.ticket(tags=["escalated"])
+    hub.feed(ticket_id, hint="ticket.created")
+    hub.sb.zendesk.update_ticket(ticket_id, {"comment": {"body": "#eng still E1042",
+                                                         "public": False}})
+    hub.queue(ticket_id)
+    for n in range(own_notes):
+        hub.sb.zendesk.update_ticket(ticket_id, {"comment": {"body": f"Posted to Slack ({n})",
+                                                             "public": False}},
+                                     author_id=hub.sb.zendesk.api_author_id)
+    return ticket_id
+
+
+@pytest.mark.parametrize("own_notes", [
+    pytest.param(RECENT_COMMENTS, id="first-page-all-newer"),
+    pytest.param(DEEP_COMMENTS - 1, id="note-last-of-the-deep-page"),
+])
+def test_a_note_buried_under_newer_comments_is_found_by_one_deeper_read(
+        sb, store, own_notes: int) -> None:
+    hub = Hub(sb, store, ESCALATED_COMMENT_RULES)
+    ticket_id = a_note_buried_by_own_notes(hub, own_notes)
+    outcome = hub.run()
+    assert outcome.startswith("ticket.comment_added;") and "1 intent(s) planned" in outcome
+    assert [d for d in hub.decisions() if d[1] == "ticket.comment_added"] == [
+        ("eng-note", "ticket.comment_added", True)]
+    assert hub.calls() == [comments_call(ticket_id, RECENT_COMMENTS),
+                           comments_call(ticket_id, DEEP_COMMENTS),
+                           "GET /api/v2/users/me.json"]
+    with store.read() as conn:
+        [(rule_id,)] = conn.execute(sa.text("SELECT rule_id FROM outbox")).all()
+    assert rule_id == "eng-note"
+
+
+def test_a_note_buried_deeper_than_the_deep_read_is_warned_about_not_raised(
+        sb, store, caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub(sb, store, ESCALATED_COMMENT_RULES)
+    ticket_id = a_note_buried_by_own_notes(hub, DEEP_COMMENTS)
+    caplog.set_level(logging.WARNING, logger="switchboard.processor")
+    assert hub.run() == "no field changed; no rule run"
+    assert hub.calls() == [comments_call(ticket_id, RECENT_COMMENTS),
+                           comments_call(ticket_id, DEEP_COMMENTS)]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"ticket {ticket_id}: its newest {DEEP_COMMENTS} comments are all newer than the "
+        "state last processed; a comment this change added may be missed"]
+    assert [d for d in hub.decisions() if d[1] == "ticket.comment_added"] == []
 
 
 def test_a_comment_and_a_solve_in_one_update_are_three_event_types(sb, store) -> None:
