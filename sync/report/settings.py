@@ -7,7 +7,9 @@ duration (``7d``); :func:`report_problems` checks what needs the rest of the con
 ``slack_channel`` needs ``connectors.slack``).
 
 Crontab's day-of-week numbers (0 or 7 = Sunday, 1 = Monday) are translated into names before
-APScheduler 3 sees them: its ``CronTrigger.from_crontab`` reads 0 as Monday.
+APScheduler 3 sees them: its ``CronTrigger.from_crontab`` reads 0 as Monday. When both day fields
+are restricted (neither starts with ``*``), crontab runs on a day matching either of them, where
+one ``CronTrigger`` would need both: such a schedule is the union of two triggers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -59,7 +63,7 @@ def _weekdays(field: str) -> str:
     return ",".join(dict.fromkeys(out))
 
 
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+def cron_trigger(expression: str, timezone: str) -> BaseTrigger:
     """The APScheduler trigger of a 5-field crontab ``expression`` in ``timezone``.
 
     Raises ValueError with a readable reason for a malformed expression or an unknown zone.
@@ -70,10 +74,17 @@ def cron_trigger(expression: str, timezone: str) -> CronTrigger:
         raise ValueError(f"{expression!r} is not a cron expression: it needs 5 fields (minute "
                          f"hour day-of-month month day-of-week, e.g. \"0 9 * * MON\"), not "
                          f"{len(fields)}")
+    either = not fields[2].startswith("*") and not fields[4].startswith("*")
     fields[4] = _weekdays(fields[4])
+
+    def trigger(day: str, day_of_week: str) -> CronTrigger:
+        return CronTrigger(minute=fields[0], hour=fields[1], day=day, month=fields[3],
+                           day_of_week=day_of_week, timezone=tz)
+
     try:
-        return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
-                           day_of_week=fields[4], timezone=tz)
+        if either:
+            return OrTrigger([trigger(fields[2], "*"), trigger("*", fields[4])])
+        return trigger(fields[2], fields[4])
     except ValueError as exc:
         raise ValueError(f"{expression!r} is not a valid cron expression: {exc}") from exc
 

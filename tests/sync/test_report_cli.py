@@ -184,6 +184,11 @@ def test_the_shipped_config_loads_with_its_report_section() -> None:
     ("0 9 * * 1-5", "2026-11-27T09:00:00+00:00", "2026-11-30T09:00:00+01:00"),
     # Across the spring change (29 March 2026): 09:00 is CEST, UTC+2.
     ("0 9 * * MON", "2026-03-28T12:00:00+00:00", "2026-03-30T09:00:00+02:00"),
+    # Both days restricted: crontab fires on either (the 1st, or a Monday), not on both only.
+    ("0 9 1 * MON", "2026-11-25T12:00:00+00:00", "2026-11-30T09:00:00+01:00"),
+    ("0 9 1 * MON", "2026-11-30T09:00:00+00:00", "2026-12-01T09:00:00+01:00"),
+    # A day field starting with * makes crontab require both (an odd day that is a Monday).
+    ("0 9 */2 * MON", "2026-11-25T12:00:00+00:00", "2026-12-07T09:00:00+01:00"),
 ])
 def test_the_cron_trigger_fires_at_local_time_in_the_zone(
     expression: str, after: str, expected: str
