@@ -70,7 +70,8 @@ def _paired_bars(axes: Axes, rows: tuple[CountRow, ...], empty: str) -> None:
               color=CURRENT, label="this period")
     axes.barh([p - height / 2 for p in positions], [r.previous for r in rows], height,
               color=PREVIOUS, label="previous period")
-    axes.set_yticks(list(positions), [r.name for r in rows])
+    # Tags and category values are data, not mathtext: "$...$" is drawn as written.
+    axes.set_yticks(list(positions), [r.name for r in rows], parse_math=False)
     axes.set_xlabel("tickets")
     axes.legend(loc="lower right")
     axes.grid(axis="x", color="#e5e5e5")

@@ -331,6 +331,22 @@ def test_tag_text_is_escaped_in_html_and_markdown(store: Store, tmp_path: Path) 
     assert "&lt;b&gt;x&lt;/b&gt;|y" in slack_summary(r)
 
 
+def test_dollar_signs_in_tags_and_categories_are_drawn_as_text(
+    store: Store, tmp_path: Path
+) -> None:
+    # matplotlib reads text between two $ as mathtext: "$\foo$" would stop the chart with a
+    # parse error and "$5-$10" would be drawn in italics as "5-10" without its dollars.
+    load_fixture(store)
+    with store.write() as conn:
+        conn.execute(sa.text("UPDATE snapshots SET data = json_set(data, '$.tags', "
+                             "json_array('cost_$\\foo$'), '$.fields.feedback_category', "
+                             "'plan $5-$10') WHERE ticket_id = 101"))
+    r = report_of(store)
+    assert "cost_$\\foo$" in [row.name for row in r.top_tags]
+    for path in render_charts(r, tmp_path, "x").values():
+        assert _png_size(path) == (1200, 600)
+
+
 def test_slack_summary_heads_each_section(filled: Store) -> None:
     text = slack_summary(report_of(filled), ["report-2026-11-30.md"])
     assert text.splitlines() == [
