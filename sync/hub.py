@@ -85,7 +85,7 @@ class Hub:
         self.processor = EventProcessor(
             self.store, config.rules, self.zendesk, custom_fields=tuple(zd.custom_fields),
             user_fields=zd.user_fields, organization_fields=zd.organization_fields,
-            jira=self.jira, retry=RetryPolicy(app.inbox.max_attempts, **backoff))
+            jira=self.jira, retry=RetryPolicy(app.inbox.max_attempts, **backoff), sla=app.sla)
         self.dispatcher = Dispatcher(
             self.store, HANDLERS, zendesk=self.zendesk, jira=self.jira,
             jira_search_lag=jr.search_lag_seconds,

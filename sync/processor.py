@@ -48,6 +48,7 @@ from sync.productboard_events import process_productboard
 from sync.retry import RetryPolicy
 from sync.rulestate import StoreRuleState
 from sync.schema import outbox
+from sync.sla_config import SlaSettings
 from sync.sla_events import process_sla
 from sync.state import get_snapshot, is_own_write, put_snapshot, refresh_slas
 from sync.store import Store, utcnow
@@ -268,8 +269,11 @@ class EventProcessor:
 
     def __init__(self, store: Store, rules: RuleSet, zendesk: Any, *, retry: RetryPolicy,
                  custom_fields: tuple[str, ...] = (), user_fields: tuple[str, ...] = (),
-                 organization_fields: tuple[str, ...] = (), jira: Any = None) -> None:
+                 organization_fields: tuple[str, ...] = (), jira: Any = None,
+                 sla: SlaSettings | None = None) -> None:
         self.store = store
+        #: The SLA watch's settings: whether a target instance still applies at processing.
+        self.sla = sla
         #: The Jira connector: Jira events' issue links, and who Switchboard is in Jira.
         self.jira = jira
         self.jira_url: str | None = jira.settings.url if jira is not None else None

@@ -33,7 +33,7 @@ the ticket's other events (same entity key), decided and explained by ``sync.sla
 
 from __future__ import annotations
 
-__all__ = ["Alert", "Due", "ScanResult", "SlaWatch", "alert_kind", "dues_of"]
+__all__ = ["Alert", "Due", "ScanResult", "SlaWatch", "alert_kind", "dues_of", "plan_tier"]
 
 import logging
 import math
@@ -46,7 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.models import Ticket, format_time
+from connectors.models import Organization, Ticket, format_time
 from sync import inbox
 from sync.schema import sla_alerts, snapshots
 from sync.sla_config import TARGETS, SlaSettings
@@ -129,6 +129,13 @@ def dues_of(ticket: Ticket, plan: str | None, settings: SlaSettings) -> list[Due
             continue  # the snapshot shows the ticket moved on: first reply taken as done
         out.append(Due(target, ticket.created_at + duration, "config", ticket.priority, plan))
     return out
+
+
+def plan_tier(organization: Organization | None, settings: SlaSettings) -> str | None:
+    """The plan tier an organization's ``sla.plan_field`` holds (``None``: no organization,
+    or the field is empty)."""
+    value = organization.fields.get(settings.plan_field) if organization else None
+    return str(value).strip() if value not in (None, "") else None
 
 
 def alert_kind(due: Due, now: datetime, settings: SlaSettings) -> str | None:
@@ -244,9 +251,7 @@ class SlaWatch:
         if cached is not None and self._monotonic() < cached[0]:
             return cached[1]
         people = self.zendesk.get_people(ticket_id, None, organization_id)
-        organization = people.organization
-        value = organization.fields.get(self.settings.plan_field) if organization else None
-        plan = str(value).strip() if value not in (None, "") else None
+        plan = plan_tier(people.organization, self.settings)
         with self._lock:
             self._plans[organization_id] = (
                 self._monotonic() + self.settings.plan_cache_seconds, plan)

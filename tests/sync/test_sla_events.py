@@ -58,19 +58,21 @@ def sb() -> Iterator[Sandbox]:
 class Hub:
     """A processor and an SLA watch over the real connector (the hub's two halves)."""
 
-    def __init__(self, sb: Sandbox, store: Store, rules_text: str = RULES) -> None:
+    def __init__(self, sb: Sandbox, store: Store, rules_text: str = RULES,
+                 targets: list[dict[str, str]] | None = None) -> None:
         self.sb, self.store = sb, store
         self.zendesk = ZendeskConnector(ZendeskSettings(
             subdomain="sandbox", email="agent@example.com", api_token="zd-token",
             base_url=sb.zendesk_url, organization_fields=ORG_FIELDS))
         rules = load_rules([load_yaml(dedent(rules_text), "rules.yaml")], custom_fields=(),
                            organization_fields=ORG_FIELDS)
-        self.proc = EventProcessor(store, rules, self.zendesk, retry=RetryPolicy(3),
-                                   organization_fields=ORG_FIELDS)
-        self.watch = SlaWatch(store, SlaSettings.model_validate({
+        settings = SlaSettings.model_validate({
             "enabled": True, "warn_before": "30m",
-            "targets": [{"priority": "urgent", "first_reply": "1h", "resolution": "4h"}]}),
-            self.zendesk)
+            "targets": targets or [{"priority": "urgent", "first_reply": "1h",
+                                    "resolution": "4h"}]})
+        self.proc = EventProcessor(store, rules, self.zendesk, retry=RetryPolicy(3),
+                                   organization_fields=ORG_FIELDS, sla=settings)
+        self.watch = SlaWatch(store, settings, self.zendesk)
 
     def ticket(self, **data: Any) -> int:
         """A ticket in the sandbox, stored as the poller would have stored it."""
@@ -149,6 +151,44 @@ def test_an_alert_whose_target_moved_since_the_scan_is_superseded(sb, store):
     assert outcome.endswith("superseded: the priority is now high (it was urgent when the "
                             "scan raised it); no alert")
     assert hub.rows(decisions) == []
+
+
+def test_a_priority_change_that_keeps_the_due_time_keeps_the_alert(sb, store):
+    """Low and normal share the "*" target: the change does not move the due time, so the
+    warning the scan raised is still that target's one warning. Dropped as superseded, it was
+    lost: the next scan finds the same target instance already raised."""
+    hub = Hub(sb, store, targets=[{"priority": "urgent", "resolution": "4h"},
+                                  {"priority": "*", "resolution": "8h"}])
+    ticket_id = hub.ticket(priority="low")
+    at = hub.created(ticket_id) + timedelta(hours=7, minutes=30)
+    assert len(hub.watch.scan(at).raised) == 1
+    sb.zendesk.update_ticket(ticket_id, {"priority": "normal"})
+    hub.store_state(ticket_id)  # the change was processed first (order per ticket)
+    [outcome] = hub.process()
+    assert outcome.endswith("matched: warn-enterprise; 1 intent(s) planned")
+    assert hub.watch.scan(at + timedelta(minutes=1)).raised == []
+    [intent] = hub.rows(outbox)
+    assert intent.context["sla"]["due_at"] == hub.rows(inbox_table)[0].payload["due_at"]
+
+
+def test_a_priority_change_whose_plan_tier_moves_the_due_time_supersedes_the_alert(sb, store):
+    """Low has no plan-dependent target (the scan did not read the tier); urgent has one for
+    enterprise, which Globex is: the due time moved from 8h to 4h, a new target instance."""
+    hub = Hub(sb, store, targets=[
+        {"priority": "urgent", "plan": "enterprise", "resolution": "4h"},
+        {"priority": "*", "resolution": "8h"}])
+    ticket_id = hub.ticket(priority="low")
+    at = hub.created(ticket_id) + timedelta(hours=7, minutes=30)
+    [warning] = hub.watch.scan(at).raised
+    assert warning.due.plan is None
+    sb.zendesk.update_ticket(ticket_id, {"priority": "urgent"})
+    hub.store_state(ticket_id)
+    [outcome] = hub.process()
+    assert outcome.endswith("superseded: the priority is now urgent (it was low when the scan "
+                            "raised it); no alert")
+    assert [(a.kind, a.due.due_at - hub.created(ticket_id), a.due.plan)
+            for a in hub.watch.scan(at + timedelta(minutes=1)).raised] == [
+        ("sla.breached", timedelta(hours=4), "enterprise")]
 
 
 def test_a_breach_needs_no_read_when_no_rule_reads_the_people(sb, store):
