@@ -97,7 +97,18 @@ class Period:
 
 def resolve_period(since: str, until: str | None, tz: tzinfo, now: datetime) -> Period:
     """The period of ``--since`` / ``--until`` as of ``now``. Raises ValueError with a message
-    for the user when either cannot be read or the period is empty."""
+    for the user when either cannot be read, the period is empty, or it or the previous period
+    starts before the first moment a datetime holds."""
+    try:
+        period = _resolve(since, until, tz, now)
+        period.previous  # noqa: B018 -- computed here so that an overflow is the user's error
+    except OverflowError:
+        raise ValueError("the period is too far back: it and the previous period of the same "
+                         "length must both start after the year 1") from None
+    return period
+
+
+def _resolve(since: str, until: str | None, tz: tzinfo, now: datetime) -> Period:
     if until:
         end = parse_moment(until, tz)
     else:

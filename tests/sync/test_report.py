@@ -393,6 +393,11 @@ def test_a_week_across_daylight_saving_is_monday_to_monday_on_the_wall_clock() -
     ("yesterday", None, "--since 'yesterday': write a duration"),
     ("7d", "30/11/2026", "not a date"),
     ("2026-12-01", "2026-11-30", "the period is empty"),
+    # Out of datetime's range, for the period or the previous one it is compared with.
+    ("999999999d", None, "too far back"),
+    ("100000w", None, "too far back"),
+    ("0001-01-01", None, "too far back"),
+    ("7d", "0001-01-03", "too far back"),
 ])
 def test_a_bad_period_says_what_to_write(since: str, until: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
