@@ -137,8 +137,9 @@ class Ticket:
     """A Zendesk ticket as Switchboard sees it.
 
     ``slas`` is Zendesk's SLA state of the ticket when it was read with ``include=slas`` (empty
-    otherwise); it is kept in snapshots (``to_dict`` has the key only when there is some) but
-    is not a ticket field rules diff.
+    otherwise); it is kept in snapshots (``to_dict`` has the key only when there is some, or
+    when ``slas_read``: Zendesk's answer carried the state, and it holds none — no policy
+    applies) but is not a ticket field rules diff.
     """
 
 
@@ -158,6 +159,7 @@ class Ticket:
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     url: str | None = None
     slas: tuple[SlaMetric, ...] = ()
+    slas_read: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "custom_fields", _frozen(self.custom_fields))
@@ -183,7 +185,7 @@ class Ticket:
             "fields": dict(self.custom_fields),
             "url": self.url,
         }
-        if self.slas:
+        if self.slas or self.slas_read:
             data["slas"] = [metric.to_dict() for metric in self.slas]
         return data
 
@@ -210,6 +212,7 @@ class Ticket:
             custom_fields=data.get("fields") or {},
             url=data.get("url"),
             slas=tuple(SlaMetric.from_dict(m) for m in data.get("slas") or ()),
+            slas_read=data.get("slas") is not None,
         )
 
 

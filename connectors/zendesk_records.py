@@ -72,6 +72,7 @@ def ticket_from_api(
         custom_fields=custom,
         url=f"{agent_url_base.rstrip('/')}/agent/tickets/{ticket_id}",
         slas=_slas(data.get("slas")),
+        slas_read=isinstance(data.get("slas"), Mapping),
     )
 
 

@@ -333,7 +333,7 @@ class EventProcessor:
         if snapshot is not None and snapshot.updated_at >= updated_at:
             why = ("echo of Switchboard's own write" if own
                    else "no newer state than already processed (redelivery or stale event)")
-            if fields.get("slas") and snapshot.updated_at == updated_at:
+            if fields.get("slas") is not None and snapshot.updated_at == updated_at:
                 # The export page of a change a webhook brought first: only it carries
                 # Zendesk's SLA state (sync.sla).
                 with self.store.write() as conn:

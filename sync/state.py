@@ -46,7 +46,8 @@ def put_snapshot(conn: sa.Connection, ticket: Ticket) -> bool:
 
     Zendesk's SLA state (``Ticket.slas``) comes only with reads and export pages that ask for
     it, never with webhooks or update answers: a state without it keeps the stored one's (the
-    next export page of the ticket refreshes it, see :func:`refresh_slas`).
+    next export page of the ticket refreshes it, see :func:`refresh_slas`); a state read with
+    an empty SLA state (``slas: []``: no policy applies any more) clears it.
     """
     current = conn.execute(_SNAPSHOT, {"b_id": ticket.id}).first()
     data = ticket.to_dict()

@@ -115,3 +115,32 @@ def test_a_webhook_state_keeps_the_sla_state_and_the_poll_of_it_refreshes_it(sb,
         snapshot = get_snapshot(conn, ticket_id)
     assert snapshot is not None
     assert [m.breach_at for m in snapshot.slas] == [None, parse_time("2026-03-02T15:00:00Z")]
+
+
+def test_an_export_page_with_no_sla_policy_left_clears_the_stored_sla_state(sb, store):
+    """Zendesk answers ``slas: {policy_metrics: []}`` for a ticket no policy applies to any
+    more (its priority was lowered out of the policy, say): the stored breach time is gone, and
+    the watch falls back to the configured targets instead of warning on Zendesk's old one."""
+    zendesk = connector(sb)
+    proc = EventProcessor(store, load_rules([], custom_fields=()), zendesk,
+                          retry=RetryPolicy(3))
+    ticket_id = int(sb.zendesk.create_ticket({"subject": "Slow", "priority": "high",
+                                              "status": "open"})["id"])
+    created = parse_time(sb.zendesk.ticket(ticket_id)["created_at"])
+    assert created is not None
+    breach = created + timedelta(hours=2)
+    sb.zendesk.set_slas(ticket_id, metrics(breach.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    poller = ZendeskPoller(store, zendesk, PollerSettings())
+    poller.poll()  # backfill: Zendesk's breach time stored
+    sb.zendesk.update_ticket(ticket_id, {"priority": "low"})
+    sb.zendesk.set_slas(ticket_id, [])  # no policy applies any more
+    poller.poll()
+    for item in inbox.acquire(store, "t/w", 10, 60):
+        proc.process(item)
+    with store.read() as conn:
+        snapshot = get_snapshot(conn, ticket_id)
+    assert snapshot is not None and (snapshot.priority, snapshot.slas) == ("low", ())
+    watch = SlaWatch(store, SETTINGS, zendesk)
+    assert watch.scan(breach - timedelta(minutes=30)).raised == []
+    [warning] = watch.scan(created + timedelta(days=3, minutes=-30)).raised
+    assert (warning.due.source, warning.due.target) == ("config", "resolution")
