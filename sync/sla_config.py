@@ -190,6 +190,17 @@ def sla_problems(sla: SlaSettings, organization_fields: tuple[str, ...],
                 "and resolution)"))
         else:
             seen[key] = index
+    for index, entry in enumerate(sla.targets):
+        for target in TARGETS:
+            span = entry.of(target)
+            if span is not None and span <= sla.warn_before.of(target):
+                problems.append(positions.problem(
+                    ("sla", "targets", index, target),
+                    f"{target} {_span(span)} is not longer than sla.warn_before for it "
+                    f"({_span(sla.warn_before.of(target))}): the warning would come as the "
+                    "ticket arrives, or never before the breach",
+                    "make warn_before shorter than every target (warn_before can be set per "
+                    "target: {first_reply: 15m, resolution: 1h})"))
     named = [i for i, e in enumerate(sla.targets) if e.plan != ANY]
     if named and sla.plan_field not in organization_fields:
         problems.append(positions.problem(
@@ -198,3 +209,12 @@ def sla_problems(sla: SlaSettings, organization_fields: tuple[str, ...],
             "(sla.plan_field) in connectors.zendesk.organization_fields",
             f"add {sla.plan_field} to connectors.zendesk.organization_fields"))
     return problems
+
+
+def _span(value: timedelta) -> str:
+    """A duration as config spells it (90m, 2h, 1d)."""
+    minutes = int(value.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m" if minutes else f"{int(value.total_seconds())}s"

@@ -108,6 +108,22 @@ sla:
         "resolution))"]
 
 
+def test_a_target_not_longer_than_its_warning_is_refused(tmp_path):
+    found = problems(tmp_path, """\
+sla:
+  enabled: true
+  warn_before: {first_reply: 15m, resolution: 2h}
+  targets:
+    - {priority: urgent, first_reply: 10m, resolution: 2h}
+    - {priority: high, first_reply: 1h, resolution: 8h}
+""")
+    assert len(found) == 2, found
+    assert found[0].startswith("config.yaml:15: sla.targets[0].first_reply: first_reply 10m is "
+                               "not longer than sla.warn_before for it (15m)")
+    assert "sla.targets[0].resolution: resolution 2h is not longer than sla.warn_before for " \
+        "it (2h)" in found[1]
+
+
 def test_a_plan_tier_needs_its_organization_field_configured(tmp_path):
     base = BASE.replace("    organization_fields: [plan_tier]\n", "")
     found = problems(tmp_path, """\
