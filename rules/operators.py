@@ -26,6 +26,7 @@ __all__ = [
     "OPERATORS",
     "REGEX_MAX_CHARS",
     "REGEX_TIMEOUT",
+    "REGEX_TRIES",
     "Op",
     "OperatorError",
     "OperatorSpec",
@@ -283,6 +284,9 @@ def changed_from(actual: Change | None, expected: Any, case_sensitive: bool) -> 
 
 #: Time budget of one ``matches`` condition (all list elements together), in seconds.
 REGEX_TIMEOUT = 0.05
+#: Wall-clock budgets a ``matches`` condition may start before it gives up when its thread
+#: waited (for the GIL, for the machine) instead of searching: at most 1 s in all.
+REGEX_TRIES = 20
 #: Only this many leading characters of a text are searched by ``matches``.
 REGEX_MAX_CHARS = 100_000
 
@@ -311,8 +315,9 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
 
     Case-insensitive unless ``case_sensitive``. ``None``: false. Lists (tags): true if any
     element matches (``None`` elements are skipped). Numbers are searched as their text. Only the
-    first 100,000 characters of a text are searched, and the whole condition has a 0.05 s budget:
-    running out of it (catastrophic backtracking) is a rule error, never a silent no-match.
+    first 100,000 characters of a text are searched, and the whole condition has a 0.05 s budget
+    of CPU time: running out of it (catastrophic backtracking) is a rule error, never a silent
+    no-match. Time the thread spent waiting (a busy hub) does not count.
     """
     if actual is None:
         return False
@@ -321,6 +326,11 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
                             f"{actual!r}")
     pattern = compile_pattern(expected, case_sensitive)
     items = actual if _is_list(actual) else (actual,)
+    # The budget is CPU time of this thread: the regex module's timeout is wall-clock, and a
+    # busy hub (other threads holding the GIL, a loaded machine) can keep a thread waiting for
+    # longer than the budget on a 20-character text. A search that ran out of wall-clock time
+    # without having used the budget is tried again, with a fresh wall-clock budget.
+    cpu_start = time.thread_time()
     deadline = time.monotonic() + REGEX_TIMEOUT
     for item in items:
         if item is None:
@@ -328,17 +338,25 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
         if _is_list(item) or isinstance(item, Mapping):
             raise OperatorError(f"'matches' cannot search {type(item).__name__} {item!r}")
         text = _text(item)[:REGEX_MAX_CHARS]
-        left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            if pattern.search(text, timeout=left) is not None:
-                return True
-        except TimeoutError:
-            raise OperatorError(
-                f"regex {expected!r} gave up after {REGEX_TIMEOUT} s on {len(text)} characters "
-                "(catastrophic backtracking?); simplify the pattern"
-            ) from None
+        for _ in range(REGEX_TRIES):
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                found = pattern.search(text, timeout=left) is not None
+                break
+            except TimeoutError:
+                if time.thread_time() - cpu_start >= REGEX_TIMEOUT:
+                    raise OperatorError(
+                        f"regex {expected!r} gave up after {REGEX_TIMEOUT} s on {len(text)} "
+                        "characters (catastrophic backtracking?); simplify the pattern"
+                    ) from None
+                deadline = time.monotonic() + REGEX_TIMEOUT  # waited, not worked: again
+        else:
+            raise OperatorError(f"regex {expected!r} could not run: the hub is too busy (no "
+                                f"CPU time within {REGEX_TRIES} x {REGEX_TIMEOUT} s)")
+        if found:
+            return True
     return False
 
 

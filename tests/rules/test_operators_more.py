@@ -223,3 +223,37 @@ def test_matches_gt_and_within_load_and_explain() -> None:
     result = evaluate(rule, make_ctx())
     assert result.matched, result.explain()
     assert "ticket.id is at least 4000 (saw 4012)" in result.explain()
+
+
+class _WaitsThenFinds:
+    """A pattern whose first searches run out of wall-clock time without searching: what a
+    thread kept waiting by a busy hub (the GIL, a loaded machine) sees."""
+
+    def __init__(self, waits: int) -> None:
+        self.waits = waits
+        self.calls = 0
+
+    def search(self, text: str, timeout: float) -> object | None:
+        self.calls += 1
+        if self.calls <= self.waits:
+            raise TimeoutError
+        return object() if "support" in text else None
+
+
+def test_matches_retries_a_search_whose_thread_waited_instead_of_searching(monkeypatch) -> None:
+    import rules.operators as operators
+
+    pattern = _WaitsThenFinds(waits=2)
+    monkeypatch.setattr(operators, "compile_pattern", lambda *_: pattern)
+    assert operators.matches("[support] update 89", r"^\[support\]", False) is True
+    assert pattern.calls == 3
+
+
+def test_matches_gives_up_when_the_thread_never_gets_to_search(monkeypatch) -> None:
+    import rules.operators as operators
+
+    pattern = _WaitsThenFinds(waits=10_000)
+    monkeypatch.setattr(operators, "compile_pattern", lambda *_: pattern)
+    with pytest.raises(OperatorError, match="too busy"):
+        operators.matches("[support] update 89", r"^\[support\]", False)
+    assert pattern.calls == operators.REGEX_TRIES
