@@ -16,12 +16,12 @@ from rules.actions import JiraImpactParams
 from rules.planner import idempotency_key
 from sandbox import Sandbox
 from sync import outbox
-from sync.actions import ActionContext
 from sync.impact import IMPACT, MARKER, jira_impact
 from sync.links import add_link
 from sync.state import get_cursor, put_snapshot
 from sync.store import Store
 from tests.connectors.support import zendesk_settings
+from tests.support.intents import run_queued
 
 COMMENTS = r"^/rest/api/2/issue/[^/]+/comment"
 
@@ -75,20 +75,8 @@ class Rig:
                                   action=IMPACT, ticket_id=None,
                                   order_key=f"jira-linked:{self.key}", depends_on=None,
                                   params=params, context={})
-        (item,) = outbox.acquire(self.store, "w", 1, 60)
-        ctx = ActionContext(store=self.store, item=item, params=params,
-                            zendesk=self.zendesk, jira=self.jira, progress=dict(item.progress))
-        try:
-            outcome = jira_impact(ctx)
-        except Exception:
-            with self.store.write() as conn:
-                outbox.finish(conn, item.id, "pending", error="x", retry_in=0, owner=item.owner)
-            raise
-        with self.store.write() as conn:
-            outbox.finish(conn, item.id, "done", result=outcome.result, owner=item.owner)
-            if outcome.on_commit is not None:
-                outcome.on_commit(conn)
-        return dict(outcome.result)
+        return run_queued(self.store, jira_impact, params=params, zendesk=self.zendesk,
+                          jira=self.jira)
 
     def comments(self) -> list[dict[str, Any]]:
         return self.sb.jira.comments(self.key)

@@ -21,6 +21,7 @@ from sync.links import BugRecord, record_bug
 from sync.retry import RetryPolicy
 from sync.state import get_cursor
 from sync.store import Store
+from tests.support.intents import run_queued
 
 CREATE = r"^/rest/api/2/issue$"
 
@@ -108,20 +109,8 @@ class Reopen:
                                                api_token="sandbox-token"))
 
     def run(self) -> dict[str, Any]:
-        (item,) = outbox.acquire(self.store, "w", 1, 60)
-        ctx = ActionContext(store=self.store, item=item, params=self.params, zendesk=None,
-                            jira=self.jira, progress=dict(item.progress))
-        try:
-            outcome = create_or_link_bug(ctx)
-        except Exception:
-            with self.store.write() as conn:
-                outbox.finish(conn, item.id, "pending", error="x", retry_in=0, owner=item.owner)
-            raise
-        with self.store.write() as conn:
-            outbox.finish(conn, item.id, "done", result=outcome.result, owner=item.owner)
-            if outcome.on_commit is not None:
-                outcome.on_commit(conn)
-        return dict(outcome.result)
+        return run_queued(self.store, create_or_link_bug, params=self.params, zendesk=None,
+                          jira=self.jira)
 
 
 def _transitions_posted(sb: Sandbox) -> int:
