@@ -83,12 +83,8 @@ def note_html(context: Mapping[str, Any], params: Mapping[str, Any], *, rule_id:
     words, _ = _words(context)
     who = ", ".join(x for x in (_text(params.get("user_name")), _text(params.get("company")))
                     if x)
-    parts = [f"<p><b>Customer{f' ({_escape(who)})' if who else ''}:</b></p>", _quote(words)]
-    summary = _text(params.get("summary"))
-    if summary:
-        parts.append(f"<p><b>Agent's summary:</b> {_escape(summary)}</p>")
-    parts.append(_footer(ticket, rule_id, ref))
-    return "".join(parts)
+    return (f"<p><b>Customer{f' ({_escape(who)})' if who else ''}:</b></p>" + _quote(words)
+            + _tail(ticket, params, rule_id, ref))
 
 
 def _append_html(context: Mapping[str, Any], params: Mapping[str, Any], *, rule_id: str,
@@ -98,12 +94,14 @@ def _append_html(context: Mapping[str, Any], params: Mapping[str, Any], *, rule_
     comment = context.get("comment") or {}
     when = _text(comment.get("created_at")) if kind == "comment" else ""
     head = f"Later {kind}{f' ({_escape(when)})' if when else ''}"
-    parts = ["<hr>", f"<p><b>{head}:</b></p>", _quote(words)]
+    return f"<hr><p><b>{head}:</b></p>" + _quote(words) + _tail(ticket, params, rule_id, ref)
+
+
+def _tail(ticket: Mapping[str, Any], params: Mapping[str, Any], rule_id: str, ref: str) -> str:
+    """The agent's summary (when given), then where the words came from."""
     summary = _text(params.get("summary"))
-    if summary:
-        parts.append(f"<p><b>Agent's summary:</b> {_escape(summary)}</p>")
-    parts.append(_footer(ticket, rule_id, ref))
-    return "".join(parts)
+    return (f"<p><b>Agent's summary:</b> {_escape(summary)}</p>" if summary else "") + \
+        _footer(ticket, rule_id, ref)
 
 
 def _footer(ticket: Mapping[str, Any], rule_id: str, ref: str) -> str:
@@ -191,23 +189,29 @@ def _append(ctx: ActionContext, row: Mapping[str, Any], context: Mapping[str, An
     return _appended(row, ref)
 
 
+def _draft(context: Mapping[str, Any], params: Mapping[str, Any], ticket_id: int, record: str,
+           content: str, *, tags: Any, suffix: str = "") -> NewNote:
+    """A note for the ticket: its title, the user and company, the link back, ``content``."""
+    ticket = context.get("ticket") or {}
+    title = _text(params.get("title")) or f"Zendesk ticket #{ticket_id}"
+    return NewNote(title=f"{title}{suffix}", content=content, record_id=record,
+                   source_url=_text(ticket.get("url")) or None,
+                   user_email=_text(params.get("user_email")) or None,
+                   user_name=_text(params.get("user_name")) or None,
+                   company_name=_text(params.get("company")) or None, tags=tuple(tags))
+
+
 def _follow_up(ctx: ActionContext, row: Mapping[str, Any], context: Mapping[str, Any],
                params: Mapping[str, Any], ref: str) -> str:
     """A note of its own for words the ticket's note cannot take (its content is locked)."""
     record = f"{row['record_id']}-{ref}"
     note = ctx.productboard.find_note(record) if ctx.progress.get("follow_up_sent") else None
     if note is None:
-        ticket = context.get("ticket") or {}
-        title = _text(params.get("title")) or f"Zendesk ticket #{row['ticket_id']}"
         ctx.save_progress(follow_up_sent=True)
-        note = ctx.productboard.create_note(NewNote(
-            title=f"{title} (follow-up)",
-            content=_append_html(context, params, rule_id=ctx.item.rule_id, ref=ref),
-            record_id=record, source_url=_text(ticket.get("url")) or None,
-            user_email=_text(params.get("user_email")) or None,
-            user_name=_text(params.get("user_name")) or None,
-            company_name=_text(params.get("company")) or None,
-            tags=tuple(row["tags"] or ())))  # the ticket's note's tags: one topic
+        note = ctx.productboard.create_note(_draft(
+            context, params, int(row["ticket_id"]), record,
+            _append_html(context, params, rule_id=ctx.item.rule_id, ref=ref),
+            tags=row["tags"] or (), suffix=" (follow-up)"))  # the ticket's note's tags
     if row["feature_id"]:
         # Where product reads it: the feature the ticket's note is an insight of. Also when
         # the note was found again (linking it may be what failed; linking twice is a no-op).
@@ -249,14 +253,9 @@ def _create(ctx: ActionContext, record: str, ticket_id: int, context: Mapping[st
     if note is not None and replaces is not None and note.id == str(replaces["note_id"]):
         note = None  # the deleted one, still listed
     if note is None:
-        tags = note_tags(ticket.get("tags"), params)
-        draft = NewNote(
-            title=_text(params.get("title")) or f"Zendesk ticket #{ticket_id}",
-            content=note_html(context, params, rule_id=ctx.item.rule_id, ref=ref),
-            record_id=record, source_url=_text(ticket.get("url")) or None,
-            user_email=_text(params.get("user_email")) or None,
-            user_name=_text(params.get("user_name")) or None,
-            company_name=_text(params.get("company")) or None, tags=tuple(tags))
+        draft = _draft(context, params, ticket_id, record,
+                       note_html(context, params, rule_id=ctx.item.rule_id, ref=ref),
+                       tags=note_tags(ticket.get("tags"), params))
         ctx.save_progress(create_sent=True)
         note = pb.create_note(draft)
     if not isinstance(created, dict):
