@@ -24,7 +24,8 @@ lookups mirror :func:`rules.fields.resolve` and :func:`rules.fields.change_of`.
 side; a ``contains`` that must hold on tags needs that tag; an ``in`` on a text field needs one of
 those values), indexed, so that an event only reaches the rules whose gates it opens; anything a
 gate cannot judge opens it. **Shared leaves**: within one call, a costly leaf (regex, text search,
-times) that several rules spell the same way is computed once.
+times) that several rules spell the same way is computed once. Its :meth:`~RuleIndex.matching`
+runs the rules' checks as generated code (:mod:`rules.codegen`), built from these closures.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ class CompiledRule:
     #: The checks that must all hold, cheapest first (``check`` = the event type, then these,
     #: any exception meaning "no match").
     steps: tuple[Check, ...] = ()
+    #: The same checks with what they test (:mod:`rules.codegen` writes them as code).
+    plan: tuple[Step, ...] = ()
 
 
 class _SharedLeafError(Exception):
@@ -510,7 +513,16 @@ def _cost(cond: Condition) -> int:
     return _GROUP_COST + sum(_cost(child) for child in cond.conditions)
 
 
-def _required(cond: Condition, want: bool, out: list[tuple[int, int, Check]]) -> None:
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One check a rule needs: ``check(ctx, memo) == (value of condition != flip)``."""
+
+    condition: Condition
+    flip: bool
+    check: Check
+
+
+def _required(cond: Condition, want: bool, out: list[tuple[int, int, Step]]) -> None:
     """Append the checks that must all hold for ``cond`` to be ``want`` (with no error)."""
     if isinstance(cond, Not):
         _required(cond.condition, not want, out)
@@ -526,7 +538,7 @@ def _required(cond: Condition, want: bool, out: list[tuple[int, int, Check]]) ->
     else:
         check = _whole(cond, not want)
         loose = False
-    out.append((_cost(cond) * 2 + loose, len(out), check))
+    out.append((_cost(cond) * 2 + loose, len(out), Step(cond, not want, check)))
 
 
 def _rule_check(on: tuple[str, ...], checks: tuple[Check, ...]) -> Check:
@@ -622,14 +634,15 @@ def _gates(cond: Condition, want: bool) -> tuple[Gate, ...] | None:
 
 def compile_rule(rule: Rule) -> CompiledRule:
     """Compile ``rule`` (no caching here; :func:`matches` caches)."""
-    ordered: list[tuple[int, int, Check]] = []
+    ordered: list[tuple[int, int, Step]] = []
     gates: tuple[Gate, ...] | None = None
     if rule.condition is not None:
         _required(rule.condition, True, ordered)
         gates = _gates(rule.condition, True)
     ordered.sort(key=lambda item: item[:2])
-    checks = tuple(check for _, _, check in ordered)
-    return CompiledRule(rule, _rule_check(rule.on, checks), gates, checks)
+    plan = tuple(step for _, _, step in ordered)
+    checks = tuple(step.check for step in plan)
+    return CompiledRule(rule, _rule_check(rule.on, checks), gates, checks, plan)
 
 
 _CACHE: dict[int, CompiledRule] = {}
@@ -687,13 +700,16 @@ class RuleIndex:
     """The rules of one event type, compiled and indexed by their gates.
 
     :meth:`matching` decides them all for one context: it checks only the rules whose gates the
-    event opens (and those without gates), sharing costly leaves between them.
+    event opens (and those without gates), with the rules' checks written out as generated
+    functions (:mod:`rules.codegen`) that read each field once and share costly leaves.
     """
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
+        from .codegen import decider  # codegen builds on this module
+
         self.rules = rules
         compiled_rules = [compiled(rule) for rule in rules]
-        self._steps = tuple(c.steps for c in compiled_rules)
+        self._decide = decider(compiled_rules)
         always: list[int] = []
         by_change: dict[str, set[int]] = {}
         tables: dict[tuple[str, str], dict[str, set[int]]] = {}
@@ -768,16 +784,4 @@ class RuleIndex:
 
     def matching(self, ctx: EvalContext) -> tuple[Rule, ...]:
         """The rules that match ``ctx``, in file order (each as :func:`matches` decides)."""
-        steps, rules = self._steps, self.rules
-        memo: Memo = {}
-        found = []
-        for position in sorted(self.candidates(ctx)):
-            try:
-                for check in steps[position]:
-                    if not check(ctx, memo):
-                        break
-                else:
-                    found.append(rules[position])
-            except Exception:  # an operator error makes the rule an error: not matched
-                continue
-        return tuple(found)
+        return tuple(self._decide(ctx, self.candidates(ctx)))

@@ -52,6 +52,7 @@ import regex
 
 from .context import Change, parse_instant
 from .fields import FieldKind
+from .prefilter import required_strings, search_cost
 
 
 class OperatorError(Exception):
@@ -315,9 +316,13 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
 
     Case-insensitive unless ``case_sensitive``. ``None``: false. Lists (tags): true if any
     element matches (``None`` elements are skipped). Numbers are searched as their text. Only the
-    first 100,000 characters of a text are searched, and the whole condition has a 0.05 s budget
-    of CPU time: running out of it (catastrophic backtracking) is a rule error, never a silent
-    no-match. Time the thread spent waiting (a busy hub) does not count.
+    first 100,000 characters of a text are searched, and the whole condition has a 0.05 s time
+    budget: a pattern that uses up a budget of this thread's CPU time (catastrophic backtracking)
+    is a rule error, never a silent no-match, within about two budgets. Time the thread spent
+    waiting (a busy hub) does not count. A text that lacks every string a match must contain
+    (the pattern's literal words, :mod:`rules.prefilter`) is not searched: it cannot match. A
+    search whose work the pattern bounds to well under the budget (no nested or backtracking-
+    prone repeats, a short enough text: :func:`rules.prefilter.search_cost`) runs untimed.
     """
     if actual is None:
         return False
@@ -325,12 +330,15 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
         raise OperatorError(f"'matches' needs text or a list, but the field holds a mapping "
                             f"{actual!r}")
     pattern = compile_pattern(expected, case_sensitive)
+    required = required_strings(expected, case_sensitive)
+    cost = search_cost(expected, case_sensitive)
     items = actual if _is_list(actual) else (actual,)
-    # The budget is CPU time of this thread: the regex module's timeout is wall-clock, and a
-    # busy hub (other threads holding the GIL, a loaded machine) can keep a thread waiting for
-    # longer than the budget on a 20-character text. A search that ran out of wall-clock time
-    # without having used the budget is tried again, with a fresh wall-clock budget.
-    cpu_start = time.thread_time()
+    # The budget is CPU time of this thread. The search is given what is left of a wall-clock
+    # budget, and a busy hub (other threads holding the GIL, a loaded machine) can use that up
+    # while this thread waits, on a 20-character text. A search that ran out of time is tried
+    # again with a fresh budget; the thread's own CPU clock (a system call, so read only from the
+    # first timeout on) decides when the pattern itself has used a whole budget.
+    cpu_start: float | None = None
     deadline = time.monotonic() + REGEX_TIMEOUT
     for item in items:
         if item is None:
@@ -338,6 +346,12 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
         if _is_list(item) or isinstance(item, Mapping):
             raise OperatorError(f"'matches' cannot search {type(item).__name__} {item!r}")
         text = _text(item)[:REGEX_MAX_CHARS]
+        if required is not None and required.excludes(text):
+            continue  # lacks a string every match contains: cannot match (rules.prefilter)
+        if cost is not None and cost.untimed(len(text)):  # bounded work: needs no budget
+            if pattern.search(text) is not None:
+                return True
+            continue
         for _ in range(REGEX_TRIES):
             left = deadline - time.monotonic()
             try:
@@ -346,12 +360,14 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
                 found = pattern.search(text, timeout=left) is not None
                 break
             except TimeoutError:
-                if time.thread_time() - cpu_start >= REGEX_TIMEOUT:
+                if cpu_start is None:
+                    cpu_start = time.thread_time()  # the budgets from here on are measured
+                elif time.thread_time() - cpu_start >= REGEX_TIMEOUT:
                     raise OperatorError(
                         f"regex {expected!r} gave up after {REGEX_TIMEOUT} s on {len(text)} "
                         "characters (catastrophic backtracking?); simplify the pattern"
                     ) from None
-                deadline = time.monotonic() + REGEX_TIMEOUT  # waited, not worked: again
+                deadline = time.monotonic() + REGEX_TIMEOUT  # waited, or not yet measured
         else:
             raise OperatorError(f"regex {expected!r} could not run: the hub is too busy (no "
                                 f"CPU time within {REGEX_TRIES} x {REGEX_TIMEOUT} s)")

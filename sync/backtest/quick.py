@@ -27,10 +27,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rules import EvalContext, Evaluation, compile_rule, evaluate
+from rules.codegen import Survey, exhaustive
+from rules.compiled import compiled
 from rules.model import Rule
 from rules.occurrence import contexts
 
 Step = Callable[[EvalContext, dict[int, Any]], bool]
+_Batch = tuple[tuple[Rule, ...], Survey, tuple[tuple[Rule, Evaluation], ...]]
 
 
 class QuickEvaluator:
@@ -44,14 +47,45 @@ class QuickEvaluator:
     def __init__(self) -> None:
         #: Per rule and event type: the rule, its steps and its not-matched evaluation.
         self._plans: dict[tuple[int, str], tuple[Rule, tuple[Step, ...], Evaluation]] = {}
+        #: Per tuple of rules and event type: the tuple, its survey, the not-matched pairs.
+        self._batches: dict[tuple[int, str], _Batch] = {}
         self._ctx: EvalContext | None = None
         self._memo: dict[int, Any] = {}
 
     def __call__(self, rule: Rule, ctx: EvalContext) -> Evaluation:
-        return self.each((rule,), ctx)[0][1]
+        return self._stepwise((rule,), ctx)[0][1]
 
     def each(self, rules: Iterable[Rule], ctx: EvalContext) -> list[tuple[Rule, Evaluation]]:
-        """``[(rule, evaluator(rule, ctx)) for rule in rules]``, in one call."""
+        """``[(rule, evaluator(rule, ctx)) for rule in rules]``, in one call.
+
+        A tuple of rules (a rule set's ``for_event``) is decided by one generated function
+        (:func:`rules.codegen.exhaustive`): every step of every rule, with each field read once.
+        """
+        if type(rules) is not tuple:
+            return self._stepwise(rules, ctx)
+        batch = self._batches.get((id(rules), ctx.event_type))
+        if batch is None or batch[0] is not rules:
+            batch = self._batch(rules, ctx.event_type)
+        out = list(batch[2])
+        for position in batch[1](ctx):  # the rules that match or raise: evaluate() says how
+            rule = rules[position]
+            out[position] = (rule, evaluate(rule, ctx))
+        return out
+
+    def _batch(self, rules: tuple[Rule, ...], event_type: str) -> _Batch:
+        if len(self._batches) >= 64:  # rule sets reloaded many times
+            self._batches.clear()
+        batch = (rules,
+                 exhaustive([compiled(rule) for rule in rules],
+                            tuple(event_type in rule.on for rule in rules)),
+                 tuple((rule, Evaluation(rule.id, False, (), event_type=event_type,
+                                         mode=rule.mode.value)) for rule in rules))
+        self._batches[(id(rules), event_type)] = batch  # holds the tuple: its id is not reused
+        return batch
+
+    def _stepwise(self, rules: Iterable[Rule], ctx: EvalContext
+                  ) -> list[tuple[Rule, Evaluation]]:
+        """``each``, one rule's compiled steps after another."""
         if ctx is not self._ctx:  # the memo is valid for one context only
             self._ctx = ctx
             self._memo = {}

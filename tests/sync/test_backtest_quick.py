@@ -98,8 +98,25 @@ def test_generated_rules_and_events_evaluate_alike():
     assert seen["matched"] > 50 and seen["untraced"] > 10_000
 
 
+def test_a_tuple_of_rules_is_decided_alike_by_one_generated_survey():
+    rules = load_bench_rules(120, seed=9)
+    everyone = tuple(rules)  # other event types, off rules: evaluated as evaluate() says
+    quick = QuickEvaluator()
+    matched = 0
+    for ctx in events(300, seed=4):
+        for batch in (rules.for_event(ctx.event_type), everyone):
+            got = quick.each(batch, ctx)
+            assert [rule for rule, _ in got] == list(batch)
+            for rule, evaluation in got:
+                full = evaluate(rule, ctx)
+                _same(evaluation, full)
+                matched += full.matched
+    assert matched > 100
+
+
 def test_erring_rules_evaluate_alike_on_the_sample_events():
     rules = _rules()
+    everyone = tuple(rules)
     quick = QuickEvaluator()
     outcomes = {"error": 0, "matched": 0}
     contexts: list[EvalContext] = []
@@ -112,9 +129,12 @@ def test_erring_rules_evaluate_alike_on_the_sample_events():
     for ctx in contexts:
         for event_type in (ctx.event_type, "ticket.solved"):
             typed = dataclasses.replace(ctx, event_type=event_type)
-            for rule in rules:
+            together = quick.each(everyone, typed)
+            for rule, (same_rule, evaluation) in zip(rules, together, strict=True):
                 full = evaluate(rule, typed)
                 _same(quick(rule, typed), full)
+                assert same_rule is rule
+                _same(evaluation, full)
                 outcomes["error"] += full.error is not None
                 outcomes["matched"] += full.matched
     assert outcomes["error"] > 100 and outcomes["matched"] > 100
