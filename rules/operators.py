@@ -52,7 +52,7 @@ import regex
 
 from .context import Change, parse_instant
 from .fields import FieldKind
-from .prefilter import required_strings, search_cost
+from .prefilter import UNTIMED_STEPS, required_strings, search_cost
 
 
 class OperatorError(Exception):
@@ -340,6 +340,7 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
     # first timeout on) decides when the pattern itself has used a whole budget.
     cpu_start: float | None = None
     deadline = time.monotonic() + REGEX_TIMEOUT
+    untimed = UNTIMED_STEPS  # steps the condition's untimed searches may take, together
     for item in items:
         if item is None:
             continue
@@ -348,10 +349,13 @@ def matches(actual: Any, expected: Any, case_sensitive: bool) -> bool:
         text = _text(item)[:REGEX_MAX_CHARS]
         if required is not None and required.excludes(text):
             continue  # lacks a string every match contains: cannot match (rules.prefilter)
-        if cost is not None and cost.untimed(len(text)):  # bounded work: needs no budget
-            if pattern.search(text) is not None:
-                return True
-            continue
+        if cost is not None:  # bounded work, while the condition's searches stay small
+            steps = cost.steps(len(text))
+            if steps <= untimed:
+                untimed -= steps
+                if pattern.search(text) is not None:
+                    return True
+                continue
         for _ in range(REGEX_TRIES):
             left = deadline - time.monotonic()
             try:

@@ -26,9 +26,11 @@ searched every time, as before.
 :func:`search_cost` bounds the work of a search the same way, from the parsed pattern: a
 pattern whose unbounded repeats (``*``, ``+``, ``{n,}``) each repeat a single node, are never
 nested, and that uses no backreference, recursion or fuzzy matching, takes at most
-``(n + 1) ** (repeats + 1) * paths`` steps on a text of ``n`` characters. When that is under
-:data:`UNTIMED_STEPS` the search needs no time budget: it cannot run away, and the budget's
-clock reads cost more than such a search. Anything else is searched under the budget.
+``(n + 1) ** (repeats + 1) * paths`` steps on a text of ``n`` characters — unless full case
+folding is on (``(?f)``, version 1's default), where one node can match several characters
+and no bound is given. While a condition's searches stay under :data:`UNTIMED_STEPS` together
+they need no time budget: they cannot run away, and the budget's clock reads cost more than
+such a search. Anything else is searched under the budget.
 """
 
 from __future__ import annotations
@@ -176,11 +178,11 @@ def required_strings(pattern: str, case_sensitive: bool) -> Required | None:
 
 # -- a bound on the work of a search -----------------------------------------------------------
 
-#: Steps (a character compared with a pattern node) a search may be bounded by and run without
-#: a time budget. Measured on adversarial patterns at the bound (``\w*\w*\W``,
-#: ``[a-z]+[a-z]+[^a-z]`` on texts of one repeated character): at most ~1.2 ns per step, so about
-#: a millisecond — against the 0.05 s budget of rules.operators.
-UNTIMED_STEPS = 1_000_000
+#: Steps (a character compared with a pattern node, a set counting one per item) a condition's
+#: untimed searches may be bounded by, together. The worst cost per step measured was ~7 ns
+#: (``\w*\d`` on a repeated letter, and sets of Unicode properties), so this is under a
+#: millisecond — against the 0.05 s budget of rules.operators.
+UNTIMED_STEPS = 100_000
 
 #: Nodes that test one character, or none (anchors, word boundaries): one step each.
 _SINGLE = frozenset(getattr(_core, name) for name in (
@@ -189,6 +191,12 @@ _SINGLE = frozenset(getattr(_core, name) for name in (
     "DefaultStartOfWord", "EndOfLine", "EndOfLineU", "EndOfString", "EndOfStringLine",
     "EndOfStringLineU", "EndOfWord", "StartOfLine", "StartOfLineU", "StartOfString",
     "StartOfWord", "SearchAnchor") if _core is not None and hasattr(_core, name))
+
+
+#: The single-node kinds that consume one character (the rest of _SINGLE are zero-width).
+_CHARACTER = frozenset(getattr(_core, name) for name in (
+    "Any", "AnyAll", "AnyU", "Character", "Property", "Range", "SetDiff", "SetInter",
+    "SetSymDiff", "SetUnion") if _core is not None and hasattr(_core, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,16 +212,30 @@ class Cost:
     repeats: int
     paths: int
 
+    def steps(self, length: int) -> int:
+        """The bound on the steps of a search of ``length`` characters."""
+        return int((length + 1) ** (self.repeats + 1) * self.paths)
+
     def untimed(self, length: int) -> bool:
         """Whether a search of ``length`` characters is bounded by :data:`UNTIMED_STEPS`."""
-        return bool((length + 1) ** (self.repeats + 1) * self.paths <= UNTIMED_STEPS)
+        return self.steps(length) <= UNTIMED_STEPS
+
+
+def _width(node: Any) -> int:
+    """Steps one test of a single-character node costs: a set, one per item."""
+    items = getattr(node, "items", None)
+    if not items:
+        return 1
+    return sum(_width(item) for item in items)
 
 
 def _cost(node: Any) -> tuple[int, int, int] | None:
     """(repeats, ways through, nodes) of ``node``; ``None`` if no polynomial bound is known."""
     kind = type(node)
+    if getattr(node, "case_flags", 0) & regex.FULLCASE:
+        return None  # full case folding: one node can match several characters ("ß" ~ "ss")
     if kind in _SINGLE:
-        return 0, 1, 1
+        return 0, 1, _width(node)
     if kind in (_core.String, _core.Literal):
         return 0, 1, max(1, len(node.characters))
     if kind is _core.Sequence:
@@ -242,9 +264,9 @@ def _cost(node: Any) -> tuple[int, int, int] | None:
             if repeats and high > 1:
                 return None
             return repeats * high, sum(ways ** k for k in range(low, high + 1)), nodes * high
-        if body != (0, 1, 1):  # an unbounded repeat of anything but one node: exponential
+        if type(node.subpattern) not in _CHARACTER:  # a repeat of more: maybe exponential
             return None
-        return 1, 1, 1
+        return 1, 1, body[2]
     return None  # references, fuzzy, conditionals, recursion, graphemes, the unknown
 
 

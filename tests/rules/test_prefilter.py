@@ -118,6 +118,7 @@ def test_catastrophic_backtracking_is_still_an_error_when_the_text_has_the_strin
     (r"^[A-Z]+-\d+$", Cost(2, 5)),                      # two unbounded repeats of one node
     (r"^\s*#eng\b", Cost(1, 7)),
     (r"a{2,5}b", Cost(0, (1 + 1 + 1 + 1) * 6)),           # each count of a bounded repeat
+    (r"[\p{L}\p{M}\d]*x", Cost(1, 4)),                    # a set costs one step per item
 ])
 def test_search_cost_bounds_patterns_without_runaway_repeats(pattern: str, cost: Cost) -> None:
     assert search_cost(pattern, False) == cost
@@ -125,7 +126,7 @@ def test_search_cost_bounds_patterns_without_runaway_repeats(pattern: str, cost:
 
 @pytest.mark.parametrize("pattern", [
     r"(a+)+$", r"(a|a)*b", r"(a*)*", r"(?:ab)+", r"(x)\1", r"a{e<=1}", r"(?(1)a|b)",
-    r"(a(?1)?b)", r"\X+",
+    r"(a(?1)?b)", r"\X+", r"(?fi)[sß]*\d", r"(?V1)s*x", r"(?f)ss",
 ])
 def test_no_bound_for_nested_or_unusual_repeats(pattern: str) -> None:
     assert search_cost(pattern, False) is None
@@ -142,7 +143,9 @@ class _Recorder:
 
 @pytest.mark.parametrize(("pattern", "text", "timed"), [
     (r"^E4\d\d$", "E404", False),
-    (r"^E4\d\d$", "E4" + "0" * 200_000, False),          # no repeat: linear in the text
+    (r"^E4\d\d$", "E4" + "0" * 2_000, False),            # no repeat: linear in the text
+    (r"^E4\d\d$", "E4" + "0" * 200_000, True),           # ... but a long one is timed
+    (r"(?fi)[sß]*\d", "s" * 20, True),                    # full case folding: no bound
     (r"^\s*#eng\b", "  #eng look", False),
     (r"^\s*#eng\b", "#eng " + "x" * 2_000, True),         # quadratic bound, too long a text
     (r"(a+)+$", "aaaa", True),                             # no bound at all
@@ -160,3 +163,21 @@ def test_the_untimed_bound_is_what_the_cost_says() -> None:
     assert cost is not None and cost.repeats == 1
     longest = max(n for n in range(5_000) if (n + 1) ** 2 * cost.paths <= UNTIMED_STEPS)
     assert cost.untimed(longest) and not cost.untimed(longest + 1)
+
+
+def test_a_conditions_untimed_searches_share_one_bound(monkeypatch) -> None:
+    # Each tag alone is small enough to search untimed; together they are not: once the
+    # condition's searches would pass UNTIMED_STEPS, the rest run under the time budget.
+    recorder = _Recorder()
+    monkeypatch.setattr(operators, "compile_pattern", lambda *_: recorder)
+    pattern = r"\w*\d"
+    cost = search_cost(pattern, False)
+    assert cost is not None
+    text = "a" * 100
+    per_search = cost.steps(len(text))
+    assert per_search <= UNTIMED_STEPS
+    tags = [text] * (UNTIMED_STEPS // per_search + 3)
+    assert operators.matches(tags, pattern, False) is False
+    untimed = [t for t in recorder.timeouts if t is None]
+    assert len(untimed) == UNTIMED_STEPS // per_search
+    assert len(recorder.timeouts) == len(tags)
