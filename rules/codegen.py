@@ -29,6 +29,7 @@ __all__ = ["CHUNK", "decider", "exhaustive"]
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 
 from .compiled import (
@@ -37,6 +38,7 @@ from .compiled import (
     _KNOWN,
     _NEGATED,
     CompiledRule,
+    Gate,
     _all_type,
     _generic,
     _getter,
@@ -53,6 +55,7 @@ Decide = Callable[[EvalContext, set[int]], list[Rule]]
 Survey = Callable[[EvalContext], list[int]]
 
 _UNSET = object()
+_first = itemgetter(0)
 
 
 def _members(value: Any) -> frozenset[str] | None:
@@ -389,7 +392,9 @@ def _chunk(entries: list[CompiledRule], offset: int, *, exhaustive: bool,
     anywhere must be seen; a rule not ``listening`` to the event is always listed."""
     w = _Writer()
     body: list[str] = []
-    for position, entry in enumerate(entries, offset):
+    if not exhaustive:
+        _gated_blocks(w, entries, offset, body)
+    for position, entry in enumerate(entries if exhaustive else (), offset):
         if exhaustive:
             if listening and not listening[position - offset]:
                 body.append(f"    found.append({position})")
@@ -403,20 +408,6 @@ def _chunk(entries: list[CompiledRule], offset: int, *, exhaustive: bool,
             body.append("    except Exception:  # an operator error: the caller says which")
             body.append(f"        found.append({position})")
             continue
-        rule = w.const(entry.rule)
-        ind = "    "
-        if entry.gates is not None:
-            body.append(f"    if {position} in gates:")
-            ind = "        "
-        body.append(f"{ind}try:")
-        body.append(f"{ind}    while True:")
-        for step in entry.plan:
-            _whole(w, step.condition, "v", body, ind + "        ")
-            body.append(_need("v", step.flip, ind + "        "))
-        body.append(f"{ind}        found.append({rule})")
-        body.append(f"{ind}        break")
-        body.append(f"{ind}except Exception:  # an operator error makes the rule an error")
-        body.append(f"{ind}    pass")
     head = ["def decide(ctx, gates, found):",
             "    tk = ctx.ticket",
             "    ch = ctx.changes",
@@ -430,6 +421,35 @@ def _chunk(entries: list[CompiledRule], offset: int, *, exhaustive: bool,
     chunk: Callable[..., None] = namespace["decide"]
     chunk.__source__ = source  # type: ignore[attr-defined]
     return chunk
+
+
+def _gated_blocks(w: _Writer, entries: list[CompiledRule], offset: int,
+                  body: list[str]) -> None:
+    """Each rule's block, appending ``(position, rule)`` when it matches. Rules with the same
+    gates are candidates together, so they are written together under one test of their
+    gates: a rule set's many rules that an event does not reach cost one test per gate set,
+    not one per rule (the caller sorts what was found back into file order)."""
+    groups: dict[tuple[Gate, ...] | None, list[int]] = {}
+    for position, entry in enumerate(entries, offset):
+        groups.setdefault(entry.gates, []).append(position)
+    for gates, positions in groups.items():
+        ind = "    "
+        if gates is not None:
+            body.append(f"    if {positions[0]} in gates:")
+            ind = "        "
+        for position in positions:
+            entry = entries[position - offset]
+            rule = w.const(entry.rule)
+            body.append(f"{ind}try:")
+            body.append(f"{ind}    while True:")
+            for step in entry.plan:
+                _whole(w, step.condition, "v", body, ind + "        ")
+                body.append(_need("v", step.flip, ind + "        "))
+            body.append(f"{ind}        found.append(({position}, {rule}))")
+            body.append(f"{ind}        break")
+            body.append(f"{ind}except Exception:  # an operator error makes the rule an error")
+            body.append(f"{ind}    pass")
+
 
 
 def _chunks(entries: list[CompiledRule], *, exhaustive: bool,
@@ -449,10 +469,11 @@ def decider(entries: list[CompiledRule]) -> Decide:
     chunks = _chunks(entries, exhaustive=False)
 
     def decide(ctx: EvalContext, gates: set[int]) -> list[Rule]:
-        found: list[Rule] = []
+        found: list[tuple[int, Rule]] = []
         for chunk in chunks:
             chunk(ctx, gates, found)
-        return found
+        found.sort(key=_first)
+        return [rule for _, rule in found]
 
     decide.chunks = chunks  # type: ignore[attr-defined]
     return decide

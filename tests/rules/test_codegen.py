@@ -51,3 +51,20 @@ def test_field_names_and_values_from_rules_are_data_not_code() -> None:
     ctx = context(ticket, changes={evil: Change(None, evil)})
     assert ruleset.matching(ctx) == tuple(r for r in ruleset if evaluate(r, ctx).matched)
     assert len(ruleset.matching(ctx)) == len(conditions)
+
+
+def test_rules_sharing_gates_are_written_together_but_found_in_file_order() -> None:
+    # Interleaved rules gated on two tags: each gate's rules are one block of the generated
+    # code, and what matches still comes back in file order.
+    rules = tuple(rule(All((leaf("ticket.tags", Op.CONTAINS, "even" if i % 2 == 0 else "odd"),
+                            leaf("ticket.fields.n", Op.GTE, i)), "if", None), rule_id=f"r{i}")
+                  for i in range(CHUNK + 9))
+    index = RuleIndex(rules)
+    source = index._decide.chunks[0].__source__
+    assert source.count(" in gates:") == 2  # one test per gate set, not one per rule
+    for tags in (["even"], ["odd"], ["odd", "even"], []):
+        ctx = context({"tags": tags, "fields": {"n": 50}})
+        want = tuple(r for r in rules if evaluate(r, ctx).matched)
+        assert index.matching(ctx) == want
+        assert [int(r.id[1:]) for r in want] == sorted(int(r.id[1:]) for r in want)
+    assert len(index.matching(context({"tags": ["odd", "even"], "fields": {"n": 50}}))) == 51
