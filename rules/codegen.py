@@ -392,22 +392,10 @@ def _chunk(entries: list[CompiledRule], offset: int, *, exhaustive: bool,
     anywhere must be seen; a rule not ``listening`` to the event is always listed."""
     w = _Writer()
     body: list[str] = []
-    if not exhaustive:
+    if exhaustive:
+        _survey_blocks(w, entries, offset, listening, body)
+    else:
         _gated_blocks(w, entries, offset, body)
-    for position, entry in enumerate(entries if exhaustive else (), offset):
-        if exhaustive:
-            if listening and not listening[position - offset]:
-                body.append(f"    found.append({position})")
-                continue
-            body.append("    try:")
-            body.append("        ok = True")
-            for step in entry.plan:
-                _whole(w, step.condition, "v", body, "        ")
-                body.append(f"        if {'' if step.flip else 'not '}v: ok = False")
-            body.append(f"        if ok: found.append({position})")
-            body.append("    except Exception:  # an operator error: the caller says which")
-            body.append(f"        found.append({position})")
-            continue
     head = ["def decide(ctx, gates, found):",
             "    tk = ctx.ticket",
             "    ch = ctx.changes",
@@ -421,6 +409,23 @@ def _chunk(entries: list[CompiledRule], offset: int, *, exhaustive: bool,
     chunk: Callable[..., None] = namespace["decide"]
     chunk.__source__ = source  # type: ignore[attr-defined]
     return chunk
+
+
+def _survey_blocks(w: _Writer, entries: list[CompiledRule], offset: int,
+                   listening: tuple[bool, ...], body: list[str]) -> None:
+    """Each rule's block, every step run, appending its position when it matches or raises."""
+    for position, entry in enumerate(entries, offset):
+        if listening and not listening[position - offset]:
+            body.append(f"    found.append({position})")
+            continue
+        body.append("    try:")
+        body.append("        ok = True")
+        for step in entry.plan:
+            _whole(w, step.condition, "v", body, "        ")
+            body.append(f"        if {'' if step.flip else 'not '}v: ok = False")
+        body.append(f"        if ok: found.append({position})")
+        body.append("    except Exception:  # an operator error: the caller says which")
+        body.append(f"        found.append({position})")
 
 
 def _gated_blocks(w: _Writer, entries: list[CompiledRule], offset: int,

@@ -184,19 +184,19 @@ def required_strings(pattern: str, case_sensitive: bool) -> Required | None:
 #: millisecond — against the 0.05 s budget of rules.operators.
 UNTIMED_STEPS = 100_000
 
-#: Nodes that test one character, or none (anchors, word boundaries): one step each.
-_SINGLE = frozenset(getattr(_core, name) for name in (
-    "Any", "AnyAll", "AnyU", "Character", "Property", "Range", "SetDiff", "SetInter",
-    "SetSymDiff", "SetUnion", "Boundary", "DefaultBoundary", "DefaultEndOfWord",
-    "DefaultStartOfWord", "EndOfLine", "EndOfLineU", "EndOfString", "EndOfStringLine",
-    "EndOfStringLineU", "EndOfWord", "StartOfLine", "StartOfLineU", "StartOfString",
-    "StartOfWord", "SearchAnchor") if _core is not None and hasattr(_core, name))
+def _kinds(*names: str) -> frozenset[type]:
+    return frozenset(getattr(_core, name) for name in names
+                     if _core is not None and hasattr(_core, name))
 
 
-#: The single-node kinds that consume one character (the rest of _SINGLE are zero-width).
-_CHARACTER = frozenset(getattr(_core, name) for name in (
-    "Any", "AnyAll", "AnyU", "Character", "Property", "Range", "SetDiff", "SetInter",
-    "SetSymDiff", "SetUnion") if _core is not None and hasattr(_core, name))
+#: Node kinds that consume one character: one step each (a set, one per item).
+_CHARACTER = _kinds("Any", "AnyAll", "AnyU", "Character", "Property", "Range", "SetDiff",
+                    "SetInter", "SetSymDiff", "SetUnion")
+#: Node kinds that test one character, or none (anchors, word boundaries).
+_SINGLE = _CHARACTER | _kinds(
+    "Boundary", "DefaultBoundary", "DefaultEndOfWord", "DefaultStartOfWord", "EndOfLine",
+    "EndOfLineU", "EndOfString", "EndOfStringLine", "EndOfStringLineU", "EndOfWord",
+    "StartOfLine", "StartOfLineU", "StartOfString", "StartOfWord", "SearchAnchor")
 
 
 @dataclass(frozen=True, slots=True)
